@@ -1,0 +1,526 @@
+"""The virtual-time kernel: event loop, tasks, CPUs and observation hooks.
+
+A task is a Python generator. Kernel functions are generators too and are called with
+``yield from``, so the chain of suspended generator frames *is* the task's kernel stack
+(``Task.stack``). A task talks to the runtime by yielding one of three requests:
+
+- an ``int``: sleep that many nanoseconds (``schedule_timeout_uninterruptible``);
+- ``Run(ns)``: consume ``ns`` of CPU time on a CPU, queueing FIFO when every allowed CPU is busy;
+- ``PARK``: sleep until woken; yielded only by the primitives in ``locks``/``wait``/``workqueue``
+  after they have recorded what the task waits on (``Simulation.park``).
+
+Design, after SimPy's core and trio's run loop: one heap of timed events keyed by
+``(time, sequence)``; a FIFO deque of tasks made runnable at the current instant (wake-ups);
+observers called only when attached. Two shortcuts keep the loop close to a bare heapq loop and
+do not change behaviour: a sleep or CPU burst that would be the very next event anyway continues
+the same task without touching the heap; wake-ups go to the deque, not the heap.
+
+Simplifications: CPUs are not preempted (a ``Run`` burst completes once started); code between two
+yields takes no virtual time; there is one run queue per CPU and an unpinned task picks the CPU
+with the shortest queue when it needs one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+from array import array
+from collections import deque
+from typing import Any, Callable, Iterable, NamedTuple
+
+PF_WQ_WORKER = 0x00000020
+PF_MEMALLOC = 0x00000800
+PF_KSWAPD = 0x00020000
+PF_MEMALLOC_NOFS = 0x00040000
+PF_MEMALLOC_NOIO = 0x00080000
+PF_KTHREAD = 0x00200000
+
+NSEC_PER_USEC = 1_000
+NSEC_PER_MSEC = 1_000_000
+NSEC_PER_SEC = 1_000_000_000
+HZ = 250
+JIFFY_NS = NSEC_PER_SEC // HZ
+
+_TRACE_FLUSH = 1 << 16
+
+
+class SimError(Exception):
+    """Misuse of the runtime by modelled code: names the task and its stack."""
+
+
+class _Timeout:
+    """The value a timed wait resumes with when its timeout fired first."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "TIMEOUT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+TIMEOUT = _Timeout()
+
+
+class _Park:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PARK"
+
+
+PARK = _Park()
+
+
+class Run:
+    """Request to consume ``ns`` of CPU time."""
+
+    __slots__ = ("ns",)
+
+    def __init__(self, ns: int) -> None:
+        self.ns = ns
+
+
+class Timer:
+    """A callback scheduled on the event heap (device completions, timer_list)."""
+
+    __slots__ = ("fn", "arg", "cancelled", "when")
+
+    def __init__(self, fn: Callable[[Any], None], arg: Any, when: int) -> None:
+        self.fn = fn
+        self.arg = arg
+        self.when = when
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+_current: "Task | None" = None
+
+
+def current() -> "Task":
+    """The running task (the kernel's ``current``)."""
+    return _current  # type: ignore[return-value]
+
+
+class Task:
+    """A task_struct: a generator plus the state the kernel keeps on a task."""
+
+    __slots__ = (
+        "sim", "pid", "comm", "gen", "flags", "state", "cpu", "pinned", "blocked_on",
+        "blocked_since", "wait_state", "held_locks", "journal_info", "spin_depth", "wseq",
+        "oom_killed", "exit_value", "on_cpu", "__dict__",
+    )
+
+    def __init__(self, sim: "Simulation", pid: int, comm: str, gen: Any, flags: int,
+                 cpu: int | None) -> None:
+        self.sim = sim
+        self.pid = pid
+        self.comm = comm
+        self.gen = gen
+        self.flags = flags
+        self.state = "R"
+        self.pinned = cpu
+        self.cpu = cpu if cpu is not None else (pid - 1) % sim.ncpus
+        self.blocked_on: Any = None
+        self.blocked_since = 0
+        self.wait_state = "R"
+        self.held_locks: list[Any] = []
+        self.journal_info: Any = None
+        self.spin_depth = 0
+        self.wseq = 0
+        self.oom_killed = False
+        self.exit_value: Any = None
+        self.on_cpu: "Cpu | None" = None
+
+    def stack(self) -> list[str]:
+        """Modelled function names of the generator chain, outermost first, innermost last."""
+        names = []
+        g = self.gen
+        while g is not None and hasattr(g, "gi_code"):
+            names.append(g.gi_code.co_name)
+            g = g.gi_yieldfrom
+        return names
+
+    def __repr__(self) -> str:
+        return f"{self.comm}:{self.pid}"
+
+
+class Cpu:
+    """One CPU: the task consuming it and a FIFO run queue of (task, ns) bursts."""
+
+    __slots__ = ("id", "current", "runq", "busy_ns")
+
+    def __init__(self, cpu_id: int) -> None:
+        self.id = cpu_id
+        self.current: Task | None = None
+        self.runq: deque[tuple[Task, int]] = deque()
+        self.busy_ns = 0
+
+
+class BlockedInfo(NamedTuple):
+    task: Task
+    waits_on: Any
+    holder: list[Task]
+    since: int
+    stack: list[str]
+
+
+class Observer:
+    """Base class for observers: override ``event``; called for every runtime event."""
+
+    def event(self, kind: str, task: Task | None, obj: Any, info: Any) -> None:  # pragma: no cover
+        pass
+
+
+def holders_of(obj: Any) -> list[Task]:
+    """Tasks that can end a wait on ``obj`` (lock owners); empty when unknown."""
+    fn = getattr(obj, "holders", None)
+    return fn() if fn is not None else []
+
+
+class Simulation:
+    """One simulated machine's runtime: clock, heap, run queues, tasks, observers."""
+
+    def __init__(self, seed: int = 0, ncpus: int = 1, policy: Any = None) -> None:
+        if ncpus < 1:
+            raise ValueError("ncpus must be >= 1")
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.ncpus = ncpus
+        self.cpus = [Cpu(i) for i in range(ncpus)]
+        self.policy = policy
+        self.now = 0
+        self.events = 0
+        self.tasks: dict[int, Task] = {}
+        self.current: Task | None = None
+        self.observers: list[Any] = []
+        self._obs: tuple[Any, ...] = ()
+        self._heap: list[tuple] = []
+        self._seq = 0
+        self._ready: deque[tuple[Task, Any]] = deque()
+        self._next_pid = 1
+        self._stopped = False
+        self._trace = array("q")
+        self._hasher = hashlib.blake2b(digest_size=16)
+
+    # ----------------------------------------------------------------- observers
+    def add_observer(self, obs: Any) -> None:
+        self.observers.append(obs)
+        self._obs = tuple(self.observers)
+
+    def remove_observer(self, obs: Any) -> None:
+        self.observers.remove(obs)
+        self._obs = tuple(self.observers)
+
+    def emit(self, kind: str, task: Task | None, obj: Any = None, info: Any = None) -> None:
+        """Report an event to every observer (no-op without observers)."""
+        for o in self._obs:
+            o.event(kind, task, obj, info)
+
+    # ----------------------------------------------------------------- tasks
+    def spawn(self, gen: Any, comm: str, flags: int = 0, cpu: int | None = None) -> Task:
+        """Start a task running generator ``gen`` (``kernel_clone`` + ``wake_up_new_task``)."""
+        if not hasattr(gen, "send"):
+            raise SimError(f"spawn({comm!r}): expected a generator object, got {gen!r}")
+        if cpu is not None and not 0 <= cpu < self.ncpus:
+            raise SimError(f"spawn({comm!r}): no CPU {cpu} (machine has {self.ncpus})")
+        task = Task(self, self._next_pid, comm, gen, flags, cpu)
+        self._next_pid += 1
+        self.tasks[task.pid] = task
+        self._ready.append((task, None))
+        if self._obs:
+            self.emit("spawn", task)
+        return task
+
+    def kthread_run(self, fn: Callable[..., Any], comm: str, *args: Any,
+                    cpu: int | None = None, flags: int = 0) -> Task:
+        """``kthread_run``: a kernel thread (``PF_KTHREAD``) running ``fn(*args)``."""
+        return self.spawn(fn(*args), comm, flags | PF_KTHREAD, cpu)
+
+    # ----------------------------------------------------------------- timers
+    def call_at(self, when: int, fn: Callable[[Any], None], arg: Any = None) -> Timer:
+        """Run plain callback ``fn(arg)`` at virtual time ``when``."""
+        if when < self.now:
+            raise SimError(f"call_at({when}) is in the past (now {self.now})")
+        timer = Timer(fn, arg, when)
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, timer, None, None))
+        return timer
+
+    def call_after(self, delay: int, fn: Callable[[Any], None], arg: Any = None) -> Timer:
+        return self.call_at(self.now + delay, fn, arg)
+
+    # ----------------------------------------------------------------- wait/wake
+    def park(self, task: Task, obj: Any, timeout: int | None = None, state: str = "D") -> None:
+        """Record that ``task`` is about to wait on ``obj``; the caller then yields ``PARK``.
+
+        ``state`` is the kernel task state: ``D`` uninterruptible (hung-task detector counts it),
+        ``S`` interruptible, ``I`` idle (an idle worker).
+        """
+        if task.spin_depth:
+            self._atomic_sleep(task, f"waiting on {obj!r}")
+        task.state = task.wait_state = state
+        task.blocked_on = obj
+        task.blocked_since = self.now
+        task.wseq += 1
+        if timeout is not None:
+            self._seq += 1
+            heapq.heappush(self._heap, (self.now + timeout, self._seq, task, TIMEOUT, task.wseq))
+        if self._obs:
+            self.emit("block", task, obj, {"holder": holders_of(obj), "state": state})
+
+    def wake(self, task: Task, value: Any = None, obj: Any = None) -> None:
+        """Make a parked task runnable now (``try_to_wake_up``); ``value`` is what PARK returns."""
+        if task.blocked_on is None and task.state != "D":
+            raise SimError(f"wake of {task!r}, which is not waiting")
+        waited = task.blocked_on
+        task.blocked_on = None
+        task.state = "R"
+        task.wseq += 1
+        self._ready.append((task, value))
+        if self._obs:
+            self.emit("wake", task, waited if obj is None else obj, {"waker": self.current})
+
+    def _atomic_sleep(self, task: Task, what: str) -> None:
+        held = [lk.name for lk in task.held_locks if getattr(lk, "is_spin", False)]
+        raise SimError(
+            f"BUG: sleeping function called from invalid context: task {task.comm}:{task.pid} "
+            f"holds spinlock {', '.join(held)} while {what}; stack: {' > '.join(task.stack())}")
+
+    # ----------------------------------------------------------------- CPUs
+    def _pick_cpu(self, task: Task) -> Cpu:
+        if task.pinned is not None:
+            return self.cpus[task.pinned]
+        cpu = self.cpus[task.cpu]
+        if cpu.current is None:
+            return cpu
+        return min(self.cpus, key=lambda c: (c.current is not None, len(c.runq), c.id))
+
+    def _start_burst(self, cpu: Cpu, task: Task, ns: int) -> None:
+        cpu.current = task
+        cpu.busy_ns += ns
+        task.cpu = cpu.id
+        task.on_cpu = cpu
+        task.state = "R"
+        self._seq += 1
+        heapq.heappush(self._heap, (self.now + ns, self._seq, task, None, task.wseq))
+
+    def _end_burst(self, task: Task) -> None:
+        cpu = task.on_cpu
+        task.on_cpu = None
+        cpu.current = None
+        if cpu.runq:
+            nxt, ns = cpu.runq.popleft()
+            self._start_burst(cpu, nxt, ns)
+
+    # ----------------------------------------------------------------- the loop
+    def stop(self) -> None:
+        """End ``run`` after the current step."""
+        self._stopped = True
+
+    def run(self, until: int | None = None) -> None:
+        """Run events until none is left, ``stop()`` is called, or time would pass ``until``."""
+        global _current
+        heap = self._heap
+        ready = self._ready
+        pop = heapq.heappop
+        push = heapq.heappush
+        trace = self._trace
+        self._stopped = False
+        task: Task | None = None
+        value: Any = None
+        while True:
+            if task is None:
+                if self._stopped:
+                    break
+                if ready:
+                    if self.policy is not None and len(ready) > 1:
+                        i = self.policy.choose(self, [t for t, _ in ready])
+                        task, value = ready[i]
+                        del ready[i]
+                    else:
+                        task, value = ready.popleft()
+                elif heap:
+                    when = heap[0][0]
+                    if until is not None and when > until:
+                        self.now = until
+                        break
+                    _, _, task, value, token = pop(heap)
+                    self.now = when
+                    if token is None:
+                        if not task.cancelled:
+                            task.fn(task.arg)
+                        task = None
+                        continue
+                    if token != task.wseq:
+                        task = None
+                        continue
+                    if task.on_cpu is not None:
+                        self._end_burst(task)
+                    elif value is TIMEOUT:
+                        self._timeout(task)
+                    task.state = "R"
+                else:
+                    break
+            self.current = _current = task
+            self.events += 1
+            trace.append(self.now)
+            trace.append(task.pid)
+            if len(trace) >= _TRACE_FLUSH:
+                self._hasher.update(trace.tobytes())
+                del trace[:]
+            try:
+                req = task.gen.send(value)
+            except StopIteration as stop:
+                self._exit(task, stop.value)
+                task = None
+                continue
+            except SimError:
+                raise
+            except Exception as exc:
+                exc.add_note(f"in simulated task {task.comm}:{task.pid} at t={self.now} ns")
+                raise
+            cls = req.__class__
+            if cls is int:
+                if req < 0:
+                    self._bad_request(task, req)
+                if task.spin_depth:
+                    self._atomic_sleep(task, f"sleeping {req} ns")
+                t = self.now + req
+                if self._obs:
+                    self.emit("sleep", task, None, req)
+                if not ready and (not heap or heap[0][0] > t) and (until is None or t <= until):
+                    self.now = t
+                    value = None
+                    continue
+                task.state = "S"
+                task.wseq += 1
+                self._seq += 1
+                push(heap, (t, self._seq, task, None, task.wseq))
+                task = None
+            elif req is PARK:
+                task = None
+            elif cls is Run:
+                ns = req.ns
+                if task.spin_depth:
+                    self._atomic_sleep(task, "consuming CPU")
+                if self._obs:
+                    self.emit("run", task, None, ns)
+                cpu = self._pick_cpu(task)
+                if cpu.current is not None:
+                    cpu.runq.append((task, ns))
+                    task.state = "R"
+                    task.wseq += 1
+                    task = None
+                    continue
+                t = self.now + ns
+                if not ready and (not heap or heap[0][0] > t) and (until is None or t <= until):
+                    cpu.busy_ns += ns
+                    task.cpu = cpu.id
+                    self.now = t
+                    value = None
+                    continue
+                task.wseq += 1
+                self._start_burst(cpu, task, ns)
+                task = None
+            else:
+                self._bad_request(task, req)
+        self.current = _current = None
+
+    def _timeout(self, task: Task) -> None:
+        obj = task.blocked_on
+        if obj is not None:
+            cancel = getattr(obj, "cancel_wait", None)
+            if cancel is not None:
+                cancel(task)
+        task.blocked_on = None
+        if self._obs:
+            self.emit("wake", task, obj, {"waker": None, "timeout": True})
+
+    def _bad_request(self, task: Task, req: Any) -> None:
+        raise SimError(
+            f"task {task.comm}:{task.pid} yielded {req!r}, which is not a request "
+            f"(an int ns to sleep, Run(ns), or a primitive's wait); "
+            f"stack: {' > '.join(task.stack())}")
+
+    def _exit(self, task: Task, value: Any) -> None:
+        task.state = "X"
+        task.exit_value = value
+        task.gen = None
+        if self._obs:
+            self.emit("exit", task)
+
+    # ----------------------------------------------------------------- introspection
+    def blocked_tasks(self) -> list[BlockedInfo]:
+        """Every task waiting on something: what, who holds it, since when, and its stack."""
+        return [BlockedInfo(t, t.blocked_on, holders_of(t.blocked_on), t.blocked_since, t.stack())
+                for t in self.tasks.values() if t.blocked_on is not None]
+
+    def live_tasks(self) -> Iterable[Task]:
+        return (t for t in self.tasks.values() if t.state != "X")
+
+    def digest(self) -> str:
+        """Hash of the event trace (time and task of every step): equal runs, equal digests."""
+        h = self._hasher.copy()
+        h.update(self._trace.tobytes())
+        return h.hexdigest()
+
+
+# ------------------------------------------------------------------- allocation scopes
+def memalloc_nofs_save() -> int:
+    """``memalloc_nofs_save``: allocations in this scope lose ``__GFP_FS``; returns the old bit."""
+    t = _current
+    old = t.flags & PF_MEMALLOC_NOFS
+    t.flags |= PF_MEMALLOC_NOFS
+    return old
+
+
+def memalloc_nofs_restore(old: int) -> None:
+    t = _current
+    t.flags = (t.flags & ~PF_MEMALLOC_NOFS) | old
+
+
+def memalloc_noio_save() -> int:
+    """``memalloc_noio_save``: allocations in this scope lose ``__GFP_IO|__GFP_FS``."""
+    t = _current
+    old = t.flags & PF_MEMALLOC_NOIO
+    t.flags |= PF_MEMALLOC_NOIO
+    return old
+
+
+def memalloc_noio_restore(old: int) -> None:
+    t = _current
+    t.flags = (t.flags & ~PF_MEMALLOC_NOIO) | old
+
+
+def memalloc_noreclaim_save() -> int:
+    """``memalloc_noreclaim_save``: set ``PF_MEMALLOC`` (no reclaim recursion, reserves)."""
+    t = _current
+    old = t.flags & PF_MEMALLOC
+    t.flags |= PF_MEMALLOC
+    return old
+
+
+def memalloc_noreclaim_restore(old: int) -> None:
+    t = _current
+    t.flags = (t.flags & ~PF_MEMALLOC) | old
+
+
+# ------------------------------------------------------------------- sleeping
+def schedule_timeout_uninterruptible(ns: int):
+    """Sleep ``ns`` in TASK_UNINTERRUPTIBLE."""
+    yield ns
+
+
+def msleep(ms: int):
+    """``msleep``: sleep ``ms`` milliseconds."""
+    yield ms * NSEC_PER_MSEC
+
+
+def cond_resched():
+    """``cond_resched``: let every task runnable at this instant run first."""
+    yield 0

@@ -1,0 +1,301 @@
+"""Sleeping locks, spinlocks and lockdep maps with the kernel's semantics.
+
+Modelled: ``kernel/locking/mutex.c`` (sleeping, owner, FIFO hand-off to the first waiter — the
+kernel hands off only after a waiter starved, we always do, which keeps runs fair and
+deterministic), ``kernel/locking/rwsem.c`` (FIFO queue; a reader queues behind a waiting writer;
+``down_read_trylock`` fails while anyone waits, as ``RWSEM_READ_FAILED_MASK`` includes the waiters
+flag), spinlocks (an atomic section: a holder may not sleep, block or even consume CPU — code
+between two yields takes no virtual time, so a spinlock is never contended), and lockdep-only
+maps (``lock_map_acquire``) for pseudo-locks such as ``fs_reclaim`` and ``jbd2_handle``.
+
+Every lock has ``name``, its lockdep class. Acquisitions are reported to observers as
+``lock_acquire`` (before the attempt, ``task.held_locks`` being what the task already holds),
+``lock_acquired`` and ``lock_release``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from . import core
+from .core import PARK, SimError, Task
+
+
+def _stack_error(task: Task, msg: str) -> SimError:
+    return SimError(f"{msg}: task {task.comm}:{task.pid}, stack: {' > '.join(task.stack())}")
+
+
+def _release_held(task: Task, lock: Any) -> None:
+    held = task.held_locks
+    for i in range(len(held) - 1, -1, -1):
+        if held[i] is lock:
+            del held[i]
+            return
+
+
+def _emit(task: Task, kind: str, lock: Any, info: Any = None) -> None:
+    sim = task.sim
+    if sim._obs:
+        sim.emit(kind, task, lock, info)
+
+
+class Mutex:
+    """``struct mutex``: a sleeping lock with an owner and a FIFO wait list."""
+
+    __slots__ = ("name", "owner", "waiters")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.owner: Task | None = None
+        self.waiters: deque[Task] = deque()
+
+    def holders(self) -> list[Task]:
+        return [self.owner] if self.owner is not None else []
+
+    def cancel_wait(self, task: Task) -> None:
+        self.waiters.remove(task)
+
+    def __repr__(self) -> str:
+        return f"mutex {self.name}"
+
+
+def mutex_lock(m: Mutex):
+    """``mutex_lock``: take ``m``, sleeping in TASK_UNINTERRUPTIBLE until handed to us."""
+    task = core._current
+    _emit(task, "lock_acquire", m, {"trylock": False, "read": False})
+    if m.owner is None:
+        m.owner = task
+    else:
+        m.waiters.append(task)
+        task.sim.park(task, m)
+        yield PARK
+    task.held_locks.append(m)
+    _emit(task, "lock_acquired", m)
+
+
+def mutex_trylock(m: Mutex) -> bool:
+    """``mutex_trylock``: take ``m`` if free, never sleep."""
+    task = core._current
+    if m.owner is not None:
+        return False
+    _emit(task, "lock_acquire", m, {"trylock": True, "read": False})
+    m.owner = task
+    task.held_locks.append(m)
+    _emit(task, "lock_acquired", m)
+    return True
+
+
+def mutex_unlock(m: Mutex) -> None:
+    """``mutex_unlock``: release ``m``, handing it to the first waiter."""
+    task = core._current
+    if m.owner is not task:
+        raise _stack_error(task, f"mutex_unlock of {m.name} not held by this task "
+                                 f"(owner {m.owner!r})")
+    _release_held(task, m)
+    _emit(task, "lock_release", m)
+    if m.waiters:
+        nxt = m.waiters.popleft()
+        m.owner = nxt
+        task.sim.wake(nxt, None, m)
+    else:
+        m.owner = None
+
+
+class RwSemaphore:
+    """``struct rw_semaphore``: many readers or one writer, FIFO queue of waiters."""
+
+    __slots__ = ("name", "owner", "readers", "waiters")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.owner: Task | None = None
+        self.readers: list[Task] = []
+        self.waiters: deque[tuple[Task, bool]] = deque()
+
+    def holders(self) -> list[Task]:
+        return [self.owner] if self.owner is not None else list(self.readers)
+
+    def cancel_wait(self, task: Task) -> None:
+        for i, (t, _) in enumerate(self.waiters):
+            if t is task:
+                del self.waiters[i]
+                break
+        self._grant()
+
+    def _grant(self) -> None:
+        """``rwsem_wake``: hand the lock to the head writer, or to the readers at the head."""
+        sim = None
+        while self.waiters and self.owner is None:
+            t, write = self.waiters[0]
+            if write:
+                if self.readers:
+                    return
+                self.waiters.popleft()
+                self.owner = t
+            else:
+                self.waiters.popleft()
+                self.readers.append(t)
+            sim = sim or t.sim
+            sim.wake(t, None, self)
+            if write:
+                return
+
+    def __repr__(self) -> str:
+        return f"rwsem {self.name}"
+
+
+def down_read(s: RwSemaphore):
+    """``down_read``: shared acquisition; queues behind a holder-writer or any waiter."""
+    task = core._current
+    _emit(task, "lock_acquire", s, {"trylock": False, "read": True})
+    if s.owner is None and not s.waiters:
+        s.readers.append(task)
+    else:
+        s.waiters.append((task, False))
+        task.sim.park(task, s)
+        yield PARK
+    task.held_locks.append(s)
+    _emit(task, "lock_acquired", s, {"read": True})
+
+
+def down_write(s: RwSemaphore):
+    """``down_write``: exclusive acquisition."""
+    task = core._current
+    _emit(task, "lock_acquire", s, {"trylock": False, "read": False})
+    if s.owner is None and not s.readers and not s.waiters:
+        s.owner = task
+    else:
+        s.waiters.append((task, True))
+        task.sim.park(task, s)
+        yield PARK
+    task.held_locks.append(s)
+    _emit(task, "lock_acquired", s, {"read": False})
+
+
+def down_read_trylock(s: RwSemaphore) -> bool:
+    """``down_read_trylock``: fails when a writer holds it or anyone waits."""
+    task = core._current
+    if s.owner is not None or s.waiters:
+        return False
+    _emit(task, "lock_acquire", s, {"trylock": True, "read": True})
+    s.readers.append(task)
+    task.held_locks.append(s)
+    _emit(task, "lock_acquired", s, {"read": True})
+    return True
+
+
+def down_write_trylock(s: RwSemaphore) -> bool:
+    """``down_write_trylock``."""
+    task = core._current
+    if s.owner is not None or s.readers or s.waiters:
+        return False
+    _emit(task, "lock_acquire", s, {"trylock": True, "read": False})
+    s.owner = task
+    task.held_locks.append(s)
+    _emit(task, "lock_acquired", s, {"read": False})
+    return True
+
+
+def up_read(s: RwSemaphore) -> None:
+    """``up_read``."""
+    task = core._current
+    if task not in s.readers:
+        raise _stack_error(task, f"up_read of {s.name} not read-held by this task")
+    s.readers.remove(task)
+    _release_held(task, s)
+    _emit(task, "lock_release", s)
+    s._grant()
+
+
+def up_write(s: RwSemaphore) -> None:
+    """``up_write``."""
+    task = core._current
+    if s.owner is not task:
+        raise _stack_error(task, f"up_write of {s.name} not write-held by this task "
+                                 f"(owner {s.owner!r})")
+    s.owner = None
+    _release_held(task, s)
+    _emit(task, "lock_release", s)
+    s._grant()
+
+
+class Spinlock:
+    """``spinlock_t``: an atomic section; holding it across any yield is a bug."""
+
+    __slots__ = ("name", "owner")
+    is_spin = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.owner: Task | None = None
+
+    def holders(self) -> list[Task]:
+        return [self.owner] if self.owner is not None else []
+
+    def __repr__(self) -> str:
+        return f"spinlock {self.name}"
+
+
+def spin_lock(lk: Spinlock) -> None:
+    """``spin_lock``."""
+    task = core._current
+    _emit(task, "lock_acquire", lk, {"trylock": False, "read": False})
+    if lk.owner is not None:
+        raise _stack_error(task, f"spin_lock of {lk.name} held by {lk.owner!r}, which left its "
+                                 f"atomic section without unlocking")
+    lk.owner = task
+    task.spin_depth += 1
+    task.held_locks.append(lk)
+    _emit(task, "lock_acquired", lk)
+
+
+def spin_trylock(lk: Spinlock) -> bool:
+    """``spin_trylock``."""
+    if lk.owner is not None:
+        return False
+    spin_lock(lk)
+    return True
+
+
+def spin_unlock(lk: Spinlock) -> None:
+    """``spin_unlock``."""
+    task = core._current
+    if lk.owner is not task:
+        raise _stack_error(task, f"spin_unlock of {lk.name} not held by this task")
+    lk.owner = None
+    task.spin_depth -= 1
+    _release_held(task, lk)
+    _emit(task, "lock_release", lk)
+
+
+class LockdepMap:
+    """``struct lockdep_map`` without a lock: a class lockdep tracks, never contended."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def holders(self) -> list[Task]:
+        return []
+
+    def __repr__(self) -> str:
+        return f"lockdep_map {self.name}"
+
+
+def lock_map_acquire(m: LockdepMap, read: bool = False) -> None:
+    """``lock_map_acquire``: tell lockdep ``m`` is now held."""
+    task = core._current
+    _emit(task, "lock_acquire", m, {"trylock": False, "read": read})
+    task.held_locks.append(m)
+    _emit(task, "lock_acquired", m, {"read": read})
+
+
+def lock_map_release(m: LockdepMap) -> None:
+    """``lock_map_release``."""
+    task = core._current
+    if m not in task.held_locks:
+        raise _stack_error(task, f"lock_map_release of {m.name} not held")
+    _release_held(task, m)
+    _emit(task, "lock_release", m)
