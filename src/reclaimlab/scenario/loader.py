@@ -171,6 +171,8 @@ def _scenario_error(raw: dict, err: dict, more: int, label: str, lines: dict[tup
     if not path and m:
         path = tuple(int(p) if p.isdigit() else p for p in m.group(1).split("."))
         msg = m.group(2)
+    if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        path += (err["ctx"]["discriminator"].strip("'"),)
     msg = _explain(raw, err, path, msg)
     if more:
         msg += f" (and {more} more problem{'s' if more > 1 else ''})"
@@ -191,14 +193,10 @@ def _raw_path(raw: Any, loc: tuple) -> tuple:
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
-            # a key pydantic reports that the document lacks (missing or a union tag)
-            if part in _model_fields(raw, path):
-                path.append(part)
-            node = None
-            continue
+        elif node is None or (isinstance(node, dict) and part in _model_fields(raw, path)):
+            node = None  # a key the document lacks
         else:
-            continue
+            continue  # a union tag pydantic puts in the location
         path.append(part)
     return tuple(path)
 
@@ -210,10 +208,21 @@ def _explain(raw: dict, err: dict, path: tuple, msg: str) -> str:
         return f"unknown key; expected one of: {', '.join(allowed)}"
     if kind == "missing":
         return "required key is missing"
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        tags = err["ctx"].get("expected_tags", "")
+        if kind == "union_tag_not_found":
+            return f"required key is missing; expected one of {tags}"
+        return f"expected one of {tags} (got {raw_get(raw, path)!r})"
     value = err.get("input")
     if kind not in ("model_type", "list_type", "dict_type") and not isinstance(value, (dict, list)):
         return f"{msg} (got {value!r})"
     return f"{msg}"
+
+
+def raw_get(raw: Any, path: tuple) -> Any:
+    for part in path:
+        raw = raw[part]
+    return raw
 
 
 def _model_fields(raw: dict, path: list) -> list[str]:

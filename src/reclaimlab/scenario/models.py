@@ -21,7 +21,7 @@ NAME_RE = r"^[A-Za-z][A-Za-z0-9_-]*$"
 class Strict(BaseModel):
     """Base of all scenario models: unknown keys and loose types are errors."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def _power_of_two(value: int, lo: int, hi: int) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+import sys
 from array import array
 from collections import deque
 from typing import Any, Callable, Iterable, NamedTuple
@@ -137,7 +138,15 @@ class Task:
         self.on_cpu: "Cpu | None" = None
 
     def stack(self) -> list[str]:
-        """Modelled function names of the generator chain, outermost first, innermost last."""
+        """Modelled function names of the task's call chain, outermost first, innermost last.
+
+        A suspended task's chain is its generator frames (``gi_yieldfrom``); the running task's
+        is read from the interpreter's frames up to the event loop, so plain (non-blocking)
+        kernel functions on the way appear too. Simulator machinery (names starting with ``_``,
+        the event loop, observers) is left out.
+        """
+        if self is _current and self.gen is not None and self.gen.gi_running:
+            return _running_stack()
         names = []
         g = self.gen
         while g is not None and hasattr(g, "gi_code"):
@@ -147,6 +156,23 @@ class Task:
 
     def __repr__(self) -> str:
         return f"{self.comm}:{self.pid}"
+
+
+_HIDDEN_DIRS = ("/reclaimlab/check/", "/reclaimlab/report/", "/reclaimlab/explore/")
+
+
+def _running_stack() -> list[str]:
+    names = []
+    f = sys._getframe(2)
+    loop = Simulation.run.__code__
+    while f is not None and f.f_code is not loop:
+        code = f.f_code
+        if not code.co_name.startswith("_") and code.co_filename != __file__ \
+                and not any(d in code.co_filename for d in _HIDDEN_DIRS):
+            names.append(code.co_name)
+        f = f.f_back
+    names.reverse()
+    return names
 
 
 class Cpu:
@@ -210,16 +236,16 @@ class Simulation:
     # ----------------------------------------------------------------- observers
     def add_observer(self, obs: Any) -> None:
         self.observers.append(obs)
-        self._obs = tuple(self.observers)
+        self._obs = tuple(o.event for o in self.observers)
 
     def remove_observer(self, obs: Any) -> None:
         self.observers.remove(obs)
-        self._obs = tuple(self.observers)
+        self._obs = tuple(o.event for o in self.observers)
 
     def emit(self, kind: str, task: Task | None, obj: Any = None, info: Any = None) -> None:
         """Report an event to every observer (no-op without observers)."""
-        for o in self._obs:
-            o.event(kind, task, obj, info)
+        for fn in self._obs:
+            fn(kind, task, obj, info)
 
     # ----------------------------------------------------------------- tasks
     def spawn(self, gen: Any, comm: str, flags: int = 0, cpu: int | None = None) -> Task:
@@ -270,20 +296,18 @@ class Simulation:
         if timeout is not None:
             self._seq += 1
             heapq.heappush(self._heap, (self.now + timeout, self._seq, task, TIMEOUT, task.wseq))
-        if self._obs:
-            self.emit("block", task, obj, {"holder": holders_of(obj), "state": state})
+        for fn in self._obs:
+            fn("block", task, obj, state)
 
     def wake(self, task: Task, value: Any = None, obj: Any = None) -> None:
         """Make a parked task runnable now (``try_to_wake_up``); ``value`` is what PARK returns."""
-        if task.blocked_on is None and task.state != "D":
-            raise SimError(f"wake of {task!r}, which is not waiting")
         waited = task.blocked_on
         task.blocked_on = None
         task.state = "R"
         task.wseq += 1
         self._ready.append((task, value))
-        if self._obs:
-            self.emit("wake", task, waited if obj is None else obj, {"waker": self.current})
+        for fn in self._obs:
+            fn("wake", task, waited if obj is None else obj, self.current)
 
     def _atomic_sleep(self, task: Task, what: str) -> None:
         held = [lk.name for lk in task.held_locks if getattr(lk, "is_spin", False)]
@@ -323,41 +347,48 @@ class Simulation:
         self._stopped = True
 
     def run(self, until: int | None = None) -> None:
-        """Run events until none is left, ``stop()`` is called, or time would pass ``until``."""
+        """Run events until none is left, ``stop()`` is called, or time would pass ``until``.
+
+        Observers must be attached before ``run``; the loop keeps them in a local.
+        """
         global _current
         heap = self._heap
         ready = self._ready
         pop = heapq.heappop
         push = heapq.heappush
         trace = self._trace
+        append = trace.append
+        events = self.events
+        policy = self.policy
+        obs = self._obs
+        choose_timer = getattr(policy, "choose_timer", None)
+        limit = until if until is not None else 1 << 62
         self._stopped = False
-        task: Task | None = None
         value: Any = None
-        while True:
-            if task is None:
-                if self._stopped:
-                    break
+        try:
+            while not self._stopped:
                 if ready:
-                    if self.policy is not None and len(ready) > 1:
-                        i = self.policy.choose(self, [t for t, _ in ready])
+                    if policy is not None and len(ready) > 1:
+                        i = policy.choose(self, [t for t, _ in ready])
                         task, value = ready[i]
                         del ready[i]
                     else:
                         task, value = ready.popleft()
                 elif heap:
+                    if choose_timer is not None:
+                        self._choose_timer(choose_timer)
                     when = heap[0][0]
-                    if until is not None and when > until:
-                        self.now = until
+                    if when > limit:
+                        self.now = limit
                         break
                     _, _, task, value, token = pop(heap)
-                    self.now = when
+                    if when > self.now:
+                        self.now = when
                     if token is None:
                         if not task.cancelled:
                             task.fn(task.arg)
-                        task = None
                         continue
                     if token != task.wseq:
-                        task = None
                         continue
                     if task.on_cpu is not None:
                         self._end_burst(task)
@@ -366,70 +397,103 @@ class Simulation:
                     task.state = "R"
                 else:
                     break
-            self.current = _current = task
-            self.events += 1
-            trace.append(self.now)
-            trace.append(task.pid)
-            if len(trace) >= _TRACE_FLUSH:
-                self._hasher.update(trace.tobytes())
-                del trace[:]
-            try:
-                req = task.gen.send(value)
-            except StopIteration as stop:
-                self._exit(task, stop.value)
-                task = None
-                continue
-            except SimError:
-                raise
-            except Exception as exc:
-                exc.add_note(f"in simulated task {task.comm}:{task.pid} at t={self.now} ns")
-                raise
-            cls = req.__class__
-            if cls is int:
-                if req < 0:
+                self.current = _current = task
+                send = task.gen.send
+                pidbits = task.pid << 44
+                now = self.now
+                while True:  # steps of this task until it waits
+                    events += 1
+                    append(now ^ pidbits)
+                    if not events & 0xFFFF:
+                        self._hasher.update(trace.tobytes())
+                        del trace[:]
+                    try:
+                        req = send(value)
+                    except StopIteration as stop:
+                        self._exit(task, stop.value)
+                        break
+                    except SimError:
+                        raise
+                    except Exception as exc:
+                        exc.add_note(f"in simulated task {task.comm}:{task.pid} at t={now} ns")
+                        raise
+                    if req is PARK:
+                        break
+                    if req.__class__ is int:
+                        if req < 0 or task.spin_depth:
+                            self._bad_sleep(task, req)
+                        for fn in obs:
+                            fn("sleep", task, None, req)
+                        t = now + req
+                        if not ready and (not heap or heap[0][0] > t) and t <= limit:
+                            self.now = now = t
+                            value = None
+                            continue
+                        task.state = "S"
+                        task.wseq += 1
+                        self._seq += 1
+                        push(heap, (t, self._seq, task, None, task.wseq))
+                        break
+                    if req.__class__ is Run:
+                        if self._run_burst(task, req.ns, limit):
+                            now = self.now
+                            value = None
+                            continue
+                        break
                     self._bad_request(task, req)
-                if task.spin_depth:
-                    self._atomic_sleep(task, f"sleeping {req} ns")
-                t = self.now + req
-                if self._obs:
-                    self.emit("sleep", task, None, req)
-                if not ready and (not heap or heap[0][0] > t) and (until is None or t <= until):
-                    self.now = t
-                    value = None
-                    continue
-                task.state = "S"
-                task.wseq += 1
-                self._seq += 1
-                push(heap, (t, self._seq, task, None, task.wseq))
-                task = None
-            elif req is PARK:
-                task = None
-            elif cls is Run:
-                ns = req.ns
-                if task.spin_depth:
-                    self._atomic_sleep(task, "consuming CPU")
-                if self._obs:
-                    self.emit("run", task, None, ns)
-                cpu = self._pick_cpu(task)
-                if cpu.current is not None:
-                    cpu.runq.append((task, ns))
-                    task.state = "R"
-                    task.wseq += 1
-                    task = None
-                    continue
-                t = self.now + ns
-                if not ready and (not heap or heap[0][0] > t) and (until is None or t <= until):
-                    cpu.busy_ns += ns
-                    task.cpu = cpu.id
-                    self.now = t
-                    value = None
-                    continue
-                task.wseq += 1
-                self._start_burst(cpu, task, ns)
-                task = None
-            else:
-                self._bad_request(task, req)
-        self.current = _current = None
+        finally:
+            self.events = events
+            self.current = _current = None
+
+    def _live_timers(self) -> list[tuple]:
+        return sorted(e for e in self._heap
+                      if (e[4] is None and not e[2].cancelled)
+                      or (e[4] is not None and e[4] == e[2].wseq))
+
+    def _choose_timer(self, choose_timer: Callable) -> None:
+        """Abstract-time mode: the policy picks which pending timed event fires next.
+
+        The chosen event is moved to the front; time never goes backwards (an event chosen after a
+        later one fires "late", at the current time), so device and timer latencies stop hiding
+        interleavings.
+        """
+        live = self._live_timers()
+        if len(live) < 2:
+            return
+        i = choose_timer(self, live)
+        if i:
+            entry = live[i]
+            self._heap.remove(entry)
+            heapq.heapify(self._heap)
+            self._seq += 1
+            heapq.heappush(self._heap, (self.now, -self._seq, *entry[2:]))
+
+    def _run_burst(self, task: Task, ns: int, limit: int) -> bool:
+        """Handle ``Run(ns)``; True if the task may continue at once (nothing comes earlier)."""
+        if task.spin_depth:
+            self._atomic_sleep(task, "consuming CPU")
+        for fn in self._obs:
+            fn("run", task, None, ns)
+        cpu = self._pick_cpu(task)
+        task.wseq += 1
+        if cpu.current is not None:
+            cpu.runq.append((task, ns))
+            task.state = "R"
+            return False
+        t = self.now + ns
+        heap = self._heap
+        if not self._ready and (not heap or heap[0][0] > t) and t <= limit:
+            cpu.busy_ns += ns
+            task.cpu = cpu.id
+            self.now = t
+            return True
+        self._start_burst(cpu, task, ns)
+        return False
+
+    def _bad_sleep(self, task: Task, req: int) -> None:
+        if req < 0:
+            self._bad_request(task, req)
+        self._atomic_sleep(task, f"sleeping {req} ns")
 
     def _timeout(self, task: Task) -> None:
         obj = task.blocked_on
@@ -438,8 +502,8 @@ class Simulation:
             if cancel is not None:
                 cancel(task)
         task.blocked_on = None
-        if self._obs:
-            self.emit("wake", task, obj, {"waker": None, "timeout": True})
+        for fn in self._obs:
+            fn("wake", task, obj, None)
 
     def _bad_request(self, task: Task, req: Any) -> None:
         raise SimError(

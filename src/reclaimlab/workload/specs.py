@@ -29,7 +29,7 @@ def parse_gfp_names(text: str) -> list[str]:
 class WorkloadBase(BaseModel):
     """Keys every workload group has."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     name: str = Field("", pattern=r"^$|^[A-Za-z][A-Za-z0-9_-]*$")
     tasks: int = Field(1, ge=1, le=4096)
@@ -107,7 +107,8 @@ class RmRf(WorkloadBase):
 class ContainerChurn(WorkloadBase):
     """Containers on overlayfs: mount an overlay over a shared lower tree, stat and copy up
     lower files, create files in the container, unlink them through the overlay or through
-    the upper (real) filesystem, unmount at the end of the container's life."""
+    the base filesystem's path of the upper file (or, with ``unlink_via = "lower"``, of a
+    file added to the lower layer), unmount at the end of the container's life."""
 
     kind: Literal["container_churn"]
     base: str = Field(pattern=PATH)
@@ -116,7 +117,7 @@ class ContainerChurn(WorkloadBase):
     stat_files: int = Field(16, ge=0)
     copyup_files: int = Field(0, ge=0)
     create_files: int = Field(32, ge=0)
-    unlink_via: Literal["overlay", "upper", "none"] = "upper"
+    unlink_via: Literal["overlay", "upper", "lower", "none"] = "upper"
     lifetime_ms: float = Field(0.0, ge=0)
     think_us: float = Field(0.0, ge=0)
 

@@ -1,0 +1,101 @@
+"""Hung-task detector: models ``kernel/hung_task.c`` (khungtaskd).
+
+The kernel's khungtaskd wakes every ``hung_task_timeout_secs`` and reports each task that stayed
+in TASK_UNINTERRUPTIBLE (``D``) without being scheduled since its last check, at most
+``hung_task_warnings`` (10) times per boot. Here the check is a runtime timer, not a task, so it
+never takes a CPU or changes a schedule: it is armed for the moment the oldest ``D`` wait would
+exceed the timeout, so a task is reported exactly when it has been blocked for more than the
+timeout, once per blocking episode. Interruptible (``S``) and idle (``I``) waits are not counted,
+as in the kernel.
+
+Simplified: only the first 10 reports are printed (``sysctl_hung_task_warnings``); the kernel
+also prints held locks when lockdep is on (here: the ``held_locks`` lines).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reclaimlab.sim import NSEC_PER_SEC
+
+from .splat import Dmesg, Finding, call_trace, task_name
+
+HUNG_TASK_TIMEOUT_NS = 120 * NSEC_PER_SEC
+HUNG_TASK_WARNINGS = 10
+
+
+class HungTaskDetector:
+    """khungtaskd as an observer: watches ``block``/``wake`` and arms one timer at a time."""
+
+    def __init__(self, sim: Any, dmesg: Dmesg | None = None,
+                 timeout_ns: int = HUNG_TASK_TIMEOUT_NS,
+                 warnings: int = HUNG_TASK_WARNINGS) -> None:
+        self.sim = sim
+        self.dmesg = dmesg if dmesg is not None else Dmesg()
+        self.timeout_ns = timeout_ns
+        self.warnings_left = warnings
+        # pid -> (task, blocked_since) of tasks in D, oldest first (re-blocking moves to the end)
+        self.waiting: dict[int, tuple[Any, int]] = {}
+        self.timer: Any = None
+        self.reports: list[Finding] = []
+
+    def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
+        if kind == "block":
+            self.waiting.pop(task.pid, None)
+            if info.get("state", "D") == "D":
+                self.waiting[task.pid] = (task, self.sim.now)
+                if self.timer is None:
+                    self._arm()
+        elif kind == "wake" or kind == "exit":
+            self.waiting.pop(task.pid, None)
+
+    def _arm(self) -> None:
+        """Arm the check for the first moment the oldest waiter is over the timeout."""
+        for _task, since in self.waiting.values():
+            self.timer = self.sim.call_at(since + self.timeout_ns + 1,
+                                          self.check_hung_uninterruptible_tasks)
+            return
+        self.timer = None
+
+    def owns(self, timer: Any) -> bool:
+        """Whether ``timer`` is this detector's (other detectors ignore it as a wake-up source)."""
+        return timer is self.timer
+
+    def check_hung_uninterruptible_tasks(self, _arg: Any = None) -> None:
+        """``check_hung_uninterruptible_tasks``: report every D task blocked too long."""
+        now = self.sim.now
+        while self.waiting:
+            pid, (task, since) = next(iter(self.waiting.items()))
+            if now - since <= self.timeout_ns:
+                break
+            del self.waiting[pid]
+            if task.blocked_on is not None and task.blocked_since == since:
+                self.check_hung_task(task, now - since)
+        self._arm()
+
+    def check_hung_task(self, task: Any, blocked_ns: int) -> None:
+        """``check_hung_task``: print the ``INFO: task … blocked for more than`` report."""
+        if self.warnings_left <= 0:
+            return
+        self.warnings_left -= 1
+        secs = self.timeout_ns // NSEC_PER_SEC
+        stack = task.stack()
+        lines = [
+            f"INFO: task {task.comm}:{task.pid} blocked for more than {secs} seconds.",
+            "      Not tainted 6.12.0-reclaimlab #1",
+            '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.',
+            f"task:{task.comm:<15} state:D stack:0     pid:{task.pid:<5} tgid:{task.pid:<5} "
+            f"ppid:2      flags:0x{task.flags:08x}",
+            *call_trace(stack),
+        ]
+        if task.held_locks:
+            n = len(task.held_locks)
+            lines.append(f"{n} lock{'s' if n > 1 else ''} held by {task.comm}/{task.pid}:")
+            lines += [f" #{i}: ({lk.name})" for i, lk in enumerate(task.held_locks)]
+        finding = Finding(
+            "hung_task", self.sim.now, task_name(task), stack,
+            f"task {task.comm}:{task.pid} blocked for more than {secs} seconds "
+            f"(on {task.blocked_on!r} for {blocked_ns / NSEC_PER_SEC:.1f} s)",
+            "\n".join(lines), {"blocked_ns": blocked_ns, "waits_on": repr(task.blocked_on)})
+        self.reports.append(finding)
+        self.dmesg.log(finding)
