@@ -2,7 +2,8 @@
 
 Overrides it understands (everything else is only hashed into the digest):
 ``machine.memory_mb`` (latency grows as memory shrinks, faster for ``sync``), ``fake.fail``
-(raise), ``fake.sleep_ms`` (host time per run). With ``FAKE_MARKER_DIR`` set, every call leaves
+(raise), ``fake.exit`` (kill the worker process), ``fake.sleep_ms`` (host time per run),
+``fake.extra`` (an extra result field, to grow the schema). With ``FAKE_MARKER_DIR`` set, every call leaves
 a file there, so tests can count how often each run was executed.
 """
 
@@ -24,6 +25,8 @@ def fake_run(scenario: str, design: str | None, seed: int | None, overrides: lis
         open(os.path.join(marker_dir, name.replace("/", "_")), "w").close()
     if "fake.sleep_ms" in opts:
         time.sleep(float(opts["fake.sleep_ms"]) / 1000)
+    if opts.get("fake.exit") == "true":
+        os._exit(3)
     if opts.get("fake.fail") == "true":
         raise ValueError(f"injected failure for seed {seed}")
     digest = hashlib.sha256(repr((scenario, design, seed, sorted(overrides))).encode()).hexdigest()
@@ -33,7 +36,7 @@ def fake_run(scenario: str, design: str | None, seed: int | None, overrides: lis
     hist = HdrHistogram(1, 10**12, 3)
     for v in (p99 // 10, p99 // 2, p99):
         hist.record_value(v)
-    return {
+    result = {
         "scenario": scenario, "design": design, "seed": seed, "outcome": "completed",
         "sim_time_ns": 10**9, "events": 1000 + (seed or 0), "wall_s": time.perf_counter() % 1,
         "digest": digest, "warnings": [], "deadlocks": [],
@@ -45,3 +48,6 @@ def fake_run(scenario: str, design: str | None, seed: int | None, overrides: lis
         "invariants": {"ok": True, "violations": []},
         "alloc_latency_hist": hist.encode().decode("ascii"),
     }
+    if "fake.extra" in opts:
+        result["extra"] = {"value": float(opts["fake.extra"]), "tags": ["a", "b"]}
+    return result

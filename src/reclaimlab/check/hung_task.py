@@ -42,7 +42,7 @@ class HungTaskDetector:
     def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
         if kind == "block":
             self.waiting.pop(task.pid, None)
-            if info.get("state", "D") == "D":
+            if info == "D":
                 self.waiting[task.pid] = (task, self.sim.now)
                 if self.timer is None:
                     self._arm()

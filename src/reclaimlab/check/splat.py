@@ -9,15 +9,16 @@ machine code.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from reclaimlab.sim import NSEC_PER_SEC
 
-_CO_GENERATOR = 0x20
-# generator primitives of reclaimlab.sim that take locks; lockdep's "at:" names their caller
-_LOCK_PRIMITIVES = ("mutex_lock", "down_read", "down_write")
+# locking primitives of reclaimlab.sim; lockdep's "at:" names their caller
+_LOCK_PRIMITIVES = (
+    "mutex_lock", "mutex_trylock", "down_read", "down_write", "down_read_trylock",
+    "down_write_trylock", "spin_lock", "spin_trylock", "lock_map_acquire",
+)
 
 
 @dataclass
@@ -68,31 +69,9 @@ def task_name(task: Any) -> str:
 
 
 def task_stack(task: Any) -> list[str]:
-    """The task's modelled stack, outermost first, also while the task is running.
-
-    ``Task.stack`` follows ``gi_yieldfrom``, which CPython leaves empty for generators that are
-    executing; an event emitted from inside a running task (``lock_acquire``, ``alloc_warn``)
-    would show only the outermost function. For the running task, walk the interpreter frames
-    back to the task's outermost generator instead and keep the generator frames, which are the
-    same functions ``Task.stack`` shows for a suspended task.
-    """
-    if task is None:
+    """The task's modelled stack, outermost first (``Task.stack``); empty once it exited."""
+    if task is None or task.gen is None:
         return []
-    gen = task.gen
-    if gen is None:
-        return []
-    if not gen.gi_running:
-        return task.stack()
-    top = gen.gi_frame
-    names: list[str] = []
-    f = sys._getframe(1)
-    while f is not None:
-        if f.f_code.co_flags & _CO_GENERATOR:
-            names.append(f.f_code.co_name)
-        if f is top:
-            names.reverse()
-            return names
-        f = f.f_back
     return task.stack()
 
 

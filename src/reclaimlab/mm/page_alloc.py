@@ -21,7 +21,6 @@ from reclaimlab.sim import (
     memalloc_noreclaim_restore, memalloc_noreclaim_save, schedule_timeout_uninterruptible,
 )
 
-from . import compaction, oom_kill, vmscan
 from .buddy import MAX_PAGE_ORDER, free_area
 from .gfp import (
     __GFP_DIRECT_RECLAIM, __GFP_FS, __GFP_HIGH, __GFP_KSWAPD_RECLAIM, __GFP_MEMALLOC,
@@ -259,7 +258,434 @@ def get_page_from_freelist(pgdat: pglist_data, gfp: int, order: int,
     if pgdat.kernel_version < (6, 12) and gfp & __GFP_NOFAIL and order > 1:
         warn_on_once(pgdat, "nofail_costly_order", gfp, order,
                      "rmqueue: __GFP_NOFAIL with order > 1")
-    pfn = z.free_area.rmqueue_smallest(order)
-    if pfn is not None and not pgdat.nr_free_ok():
-        pass
+    return z.free_area.rmqueue_smallest(order)
+
+
+# ------------------------------------------------------------------------ warnings
+_ALLOCATOR_FRAMES = frozenset({
+    "alloc_pages", "__alloc_pages_noprof", "__alloc_pages_slowpath", "alloc_pages_bulk",
+    "__alloc_pages_direct_reclaim", "__alloc_pages_direct_compact", "__alloc_pages_may_oom",
+})
+
+
+def alloc_call_site(task) -> str:
+    """The modelled function that called the allocator: innermost frame outside it."""
+    for name in reversed(task.stack()):
+        if name not in _ALLOCATOR_FRAMES:
+            return name
+    return "?"
+
+
+def warn_on_once(pgdat: pglist_data, kind: str, gfp: int, order: int, message: str) -> None:
+    """``WARN_ON_ONCE`` in the allocator, once per boot per (warning, call site).
+
+    The kernel's WARN_ON_ONCE is once per WARN site; we key it by the allocating caller too so
+    that distinct paths reaching the same check each show up once (one splat per path)."""
+    task = current()
+    key = (kind, alloc_call_site(task))
+    if key in pgdat.warned:
+        return
+    pgdat.warned[key] = None
+    pgdat.sim.emit("alloc_warn", task, None, {"kind": kind, "message": message,
+                                              "gfp": gfp_names(gfp), "order": order})
+
+
+def warn_alloc(pgdat: pglist_data, gfp: int, order: int) -> None:
+    """``warn_alloc``: "page allocation failure", ratelimited, silenced by ``__GFP_NOWARN``."""
+    if gfp & __GFP_NOWARN:
+        return
+    now = pgdat.sim.now
+    times = [t for t in pgdat._warn_alloc_times if now - t < WARN_ALLOC_INTERVAL_NS]
+    if len(times) >= WARN_ALLOC_BURST:
+        pgdat._warn_alloc_times = times
+        return
+    times.append(now)
+    pgdat._warn_alloc_times = times
+    pgdat.sim.emit("alloc_warn", current(), None, {
+        "kind": "page_allocation_failure",
+        "message": f"page allocation failure: order:{order}, mode:({gfp_names(gfp)})",
+        "gfp": gfp_names(gfp), "order": order})
+
+
+# ------------------------------------------------------------------------ fs_reclaim lockdep
+def __need_reclaim(gfp: int) -> bool:
+    """``__need_reclaim``: the allocation may enter direct reclaim."""
+    if not gfp & __GFP_DIRECT_RECLAIM:
+        return False
+    if current().flags & PF_MEMALLOC:
+        return False
+    return not gfp & __GFP_NOLOCKDEP
+
+
+def fs_reclaim_acquire(gfp: int) -> bool:
+    """``fs_reclaim_acquire``: take the ``fs_reclaim`` lockdep map if this allocation could
+    recurse into filesystem reclaim. Returns whether it was taken (pass to the release)."""
+    gfp = current_gfp_context(gfp)
+    if __need_reclaim(gfp) and gfp & __GFP_FS:
+        lock_map_acquire(current().sim.pgdat.fs_reclaim_map)
+        return True
+    return False
+
+
+def fs_reclaim_release(taken: bool) -> None:
+    """``fs_reclaim_release``."""
+    if taken:
+        lock_map_release(current().sim.pgdat.fs_reclaim_map)
+
+
+def might_alloc(gfp: int) -> None:
+    """``might_alloc``: record the dependency "held locks → fs_reclaim" for lockdep."""
+    fs_reclaim_release(fs_reclaim_acquire(gfp))
+
+
+# ------------------------------------------------------------------------ the allocator
+def alloc_pages(gfp: int, order: int = 0):
+    """``alloc_pages`` → ``__alloc_pages_noprof``: scoped gfp, fast path at the low watermark,
+    else the slow path. Returns the head pfn or None. Emits ``alloc`` with its latency."""
+    task = current()
+    sim = task.sim
+    pgdat = sim.pgdat
+    start = sim.now
+    gfp = current_gfp_context(gfp)
+    might_alloc(gfp)
+    yield Run(ALLOC_FASTPATH_NS)
+    pfn = get_page_from_freelist(pgdat, gfp, order, ALLOC_WMARK_LOW)
+    if pfn is None:
+        pfn = yield from __alloc_pages_slowpath(gfp, order)
+    account_alloc(pgdat, task, pfn, order, gfp, start)
     return pfn
+
+
+def account_alloc(pgdat: pglist_data, task, pfn: int | None, order: int, gfp: int,
+                  start: int) -> None:
+    """Statistics and the ``alloc`` event; a raw block is charged to the allocating task."""
+    pgdat.stats.allocs += 1
+    if pfn is None:
+        pgdat.stats.alloc_failures += 1
+    else:
+        pgdat.mem_map.owner[pfn] = -task.pid
+        pgdat.raw_pages_by_pid[task.pid] = pgdat.raw_pages_by_pid.get(task.pid, 0) + (1 << order)
+    if pgdat.sim.observers:
+        pgdat.sim.emit("alloc", task, pfn, {"ns": pgdat.sim.now - start, "order": order,
+                                            "gfp": gfp_names(gfp)})
+
+
+def alloc_pages_bulk(gfp: int, nr_pages: int, out: list[int]):
+    """``alloc_pages_bulk_array``: up to ``nr_pages`` order-0 pages appended to ``out``, taken
+    while the low watermark holds at one fast-path cost; the first page that would need the slow
+    path goes through ``alloc_pages`` (as the kernel's fallback does) and the batch ends there.
+    Returns the number of pages added (0 only if that single allocation failed)."""
+    task = current()
+    sim = task.sim
+    pgdat = sim.pgdat
+    z = pgdat.zone
+    start = sim.now
+    gfp = current_gfp_context(gfp)
+    might_alloc(gfp)
+    yield Run(ALLOC_FASTPATH_NS)
+    got = 0
+    low = z.watermark[WMARK_LOW]
+    while got < nr_pages and zone_watermark_ok(z, 0, low, 0):
+        pfn = z.free_area.rmqueue_smallest(0)
+        account_alloc(pgdat, task, pfn, 0, gfp, start)
+        out.append(pfn)
+        got += 1
+    if got == 0:
+        pfn = yield from alloc_pages(gfp, 0)
+        if pfn is not None:
+            out.append(pfn)
+            got = 1
+    return got
+
+
+def free_pages(pfn: int, order: int = 0) -> None:
+    """``__free_pages``: return a block to the buddy. Pages freed while a reclaimer has a
+    ``reclaim_state`` (slab pages freed by shrinkers) count as reclaimed by it
+    (``mm_account_reclaimed_pages``)."""
+    task = current()
+    pgdat = task.sim.pgdat if task is not None else None
+    if pgdat is None:
+        raise RuntimeError("free_pages called outside a simulated task")
+    __free_pages_ok(pgdat, pfn, order)
+    rs = getattr(task, "reclaim_state", None)
+    if rs is not None:
+        rs.reclaimed += 1 << order
+
+
+def __free_pages_ok(pgdat: pglist_data, pfn: int, order: int) -> None:
+    """Free a block, uncharging its raw owner task if it has one."""
+    owner = pgdat.mem_map.owner[pfn]
+    if owner < 0:
+        pid = -owner
+        left = pgdat.raw_pages_by_pid.get(pid, 0) - (1 << order)
+        if left > 0:
+            pgdat.raw_pages_by_pid[pid] = left
+        else:
+            pgdat.raw_pages_by_pid.pop(pid, None)
+    pgdat.zone.free_area.free_one_page(pfn, order)
+
+
+# ------------------------------------------------------------------------ the slow path
+def gfp_to_alloc_flags(gfp: int, order: int) -> int:
+    """``gfp_to_alloc_flags``: min watermark; __GFP_HIGH → MIN_RESERVE; no direct reclaim →
+    NON_BLOCK (unless NOMEMALLOC)."""
+    alloc_flags = ALLOC_WMARK_MIN | ALLOC_CPUSET
+    if gfp & __GFP_HIGH:
+        alloc_flags |= ALLOC_MIN_RESERVE
+    if gfp & __GFP_KSWAPD_RECLAIM:
+        alloc_flags |= ALLOC_KSWAPD
+    if not gfp & __GFP_DIRECT_RECLAIM:
+        if not gfp & __GFP_NOMEMALLOC:
+            alloc_flags |= ALLOC_NON_BLOCK
+            if order > 0:
+                alloc_flags |= ALLOC_HIGHATOMIC
+    return alloc_flags
+
+
+def __gfp_pfmemalloc_flags(gfp: int) -> int:
+    """``__gfp_pfmemalloc_flags``: reserves for ``__GFP_MEMALLOC``/``PF_MEMALLOC`` (all of them)
+    and for OOM victims (``ALLOC_OOM``); none with ``__GFP_NOMEMALLOC``."""
+    if gfp & __GFP_NOMEMALLOC:
+        return 0
+    if gfp & __GFP_MEMALLOC:
+        return ALLOC_NO_WATERMARKS
+    task = current()
+    if task.flags & PF_MEMALLOC:
+        return ALLOC_NO_WATERMARKS
+    if task.oom_killed:
+        return ALLOC_OOM
+    return 0
+
+
+def nofail_entry_checks(pgdat: pglist_data, gfp: int, order: int) -> None:
+    """The three ``WARN_ON_ONCE`` at slow-path entry for ``__GFP_NOFAIL`` (6.12+, commit
+    903edea6c53f): order > 1, no direct reclaim, ``PF_MEMALLOC``. They fire even when the
+    allocation then succeeds."""
+    if order > 1:
+        warn_on_once(pgdat, "nofail_costly_order", gfp, order,
+                     f"__GFP_NOFAIL allocation of order {order} > 1")
+    if not gfp & __GFP_DIRECT_RECLAIM:
+        warn_on_once(pgdat, "nofail_no_reclaim", gfp, order,
+                     "__GFP_NOFAIL without __GFP_DIRECT_RECLAIM")
+    if current().flags & PF_MEMALLOC:
+        warn_on_once(pgdat, "nofail_in_reclaim", gfp, order,
+                     "__GFP_NOFAIL allocation with PF_MEMALLOC set (from reclaim context)")
+
+
+def __alloc_pages_slowpath(gfp: int, order: int):
+    """``__alloc_pages_slowpath`` (6.12), steps in the kernel's order:
+    wake kswapd, retry at min; costly/high-order: async compaction first; ``retry:`` reserves
+    (``__gfp_pfmemalloc_flags``); no direct reclaim or ``PF_MEMALLOC`` → nopage; direct reclaim;
+    direct compaction; NORETRY / costly-without-RETRY_MAYFAIL → nopage; ``should_reclaim_retry``;
+    ``should_compact_retry``; ``__alloc_pages_may_oom``; ``nopage``: NOFAIL loops unbounded at
+    ``ALLOC_MIN_RESERVE``, others ``warn_alloc`` and fail."""
+    task = current()
+    pgdat = task.sim.pgdat
+    nofail = bool(gfp & __GFP_NOFAIL)
+    can_direct_reclaim = bool(gfp & __GFP_DIRECT_RECLAIM)
+    costly_order = order > PAGE_ALLOC_COSTLY_ORDER
+    new_warnings = pgdat.kernel_version >= (6, 12)
+    if nofail and new_warnings:
+        nofail_entry_checks(pgdat, gfp, order)
+    no_progress_loops = 0
+    compaction_retries = 0
+    compact_priority = compaction.DEF_COMPACT_PRIORITY
+    compact_result = compaction.COMPACT_SKIPPED
+    alloc_flags = gfp_to_alloc_flags(gfp, order)
+    if alloc_flags & ALLOC_KSWAPD:
+        vmscan.wakeup_kswapd(pgdat, gfp, order)
+    pfn = get_page_from_freelist(pgdat, gfp, order, alloc_flags)
+    if pfn is not None:
+        return pfn
+    if (can_direct_reclaim and order > 0 and compaction.gfp_compaction_allowed(gfp)
+            and not __gfp_pfmemalloc_flags(gfp)):
+        pfn, compact_result = yield from __alloc_pages_direct_compact(
+            gfp, order, alloc_flags, compaction.INIT_COMPACT_PRIORITY)
+        if pfn is not None:
+            return pfn
+        if costly_order and gfp & __GFP_NORETRY:
+            if compact_result in (compaction.COMPACT_SKIPPED, compaction.COMPACT_DEFERRED):
+                return (yield from _nopage(pgdat, gfp, order, can_direct_reclaim))
+    while True:
+        # retry:
+        yield Run(SLOWPATH_RETRY_NS)
+        if alloc_flags & ALLOC_KSWAPD:
+            vmscan.wakeup_kswapd(pgdat, gfp, order)
+        reserve_flags = __gfp_pfmemalloc_flags(gfp)
+        if reserve_flags:
+            alloc_flags = reserve_flags | (alloc_flags & ALLOC_KSWAPD)
+        pfn = get_page_from_freelist(pgdat, gfp, order, alloc_flags)
+        if pfn is not None:
+            return pfn
+        if not can_direct_reclaim or task.flags & PF_MEMALLOC:
+            pfn = yield from _nopage(pgdat, gfp, order, can_direct_reclaim)
+            if pfn is not None or not nofail or not can_direct_reclaim:
+                return pfn
+            continue
+        pfn, progress = yield from __alloc_pages_direct_reclaim(gfp, order, alloc_flags)
+        if pfn is not None:
+            return pfn
+        pfn, compact_result = yield from __alloc_pages_direct_compact(
+            gfp, order, alloc_flags, compact_priority)
+        if pfn is not None:
+            return pfn
+        if gfp & __GFP_NORETRY or (costly_order and not gfp & __GFP_RETRY_MAYFAIL):
+            pfn = yield from _nopage(pgdat, gfp, order, can_direct_reclaim)
+            if pfn is not None or not nofail:
+                return pfn
+            continue
+        retry, no_progress_loops = yield from should_reclaim_retry(
+            pgdat, gfp, order, alloc_flags, progress > 0, no_progress_loops)
+        if retry:
+            continue
+        if progress > 0 and compaction.gfp_compaction_allowed(gfp) and order > 0:
+            retry, compact_priority, compaction_retries = compaction.should_compact_retry(
+                order, compact_result, compact_priority, compaction_retries)
+            if retry:
+                continue
+        pfn, progress = yield from __alloc_pages_may_oom(pgdat, gfp, order)
+        if pfn is not None:
+            return pfn
+        if task.oom_killed and (alloc_flags & ALLOC_OOM or gfp & __GFP_NOMEMALLOC):
+            pfn = yield from _nopage(pgdat, gfp, order, can_direct_reclaim)
+            if pfn is not None or not nofail:
+                return pfn
+            continue
+        if progress:
+            no_progress_loops = 0
+            continue
+        pfn = yield from _nopage(pgdat, gfp, order, can_direct_reclaim)
+        if pfn is not None or not nofail:
+            return pfn
+
+
+def _nopage(pgdat: pglist_data, gfp: int, order: int, can_direct_reclaim: bool):
+    """The ``nopage:`` label. NOFAIL with direct reclaim: one try at ``ALLOC_MIN_RESERVE``
+    (deliberately not all reserves), ``cond_resched``, and the caller goes back to ``retry``
+    (returns None); without direct reclaim NOFAIL fails (6.12+). Before 6.12 the NOFAIL checks
+    lived here: ``!can_direct_reclaim`` warned and failed; ``PF_MEMALLOC`` and costly order
+    warned. Other allocations: ``warn_alloc`` and fail."""
+    if gfp & __GFP_NOFAIL:
+        if pgdat.kernel_version < (6, 12):
+            if not can_direct_reclaim:
+                warn_on_once(pgdat, "nofail_no_reclaim", gfp, order,
+                             "__GFP_NOFAIL without __GFP_DIRECT_RECLAIM")
+            else:
+                if current().flags & PF_MEMALLOC:
+                    warn_on_once(pgdat, "nofail_in_reclaim", gfp, order,
+                                 "__GFP_NOFAIL allocation with PF_MEMALLOC set")
+                if order > PAGE_ALLOC_COSTLY_ORDER:
+                    warn_on_once(pgdat, "nofail_costly_order", gfp, order,
+                                 f"__GFP_NOFAIL allocation of costly order {order}")
+        if can_direct_reclaim:
+            pgdat.stats.nofail_retries += 1
+            pfn = get_page_from_freelist(pgdat, gfp, order, ALLOC_MIN_RESERVE)
+            if pfn is None:
+                yield from cond_resched()
+            return pfn
+    warn_alloc(pgdat, gfp, order)
+    return None
+
+
+def __alloc_pages_direct_reclaim(gfp: int, order: int, alloc_flags: int):
+    """``__alloc_pages_direct_reclaim`` → ``__perform_reclaim``: ``fs_reclaim_acquire``,
+    ``PF_MEMALLOC`` (``memalloc_noreclaim_save``), ``try_to_free_pages``; then the freelist.
+    Returns (pfn, progress). The whole reclaim is timed for the stall statistics."""
+    task = current()
+    sim = task.sim
+    pgdat = sim.pgdat
+    start = sim.now
+    yield from cond_resched()
+    taken = fs_reclaim_acquire(gfp)
+    noreclaim = memalloc_noreclaim_save()
+    try:
+        progress = yield from vmscan.try_to_free_pages(pgdat, gfp, order)
+    finally:
+        memalloc_noreclaim_restore(noreclaim)
+        fs_reclaim_release(taken)
+    stall = sim.now - start
+    st = pgdat.stats
+    st.direct_reclaim_count += 1
+    st.direct_reclaim_total_ns += stall
+    st.direct_reclaim_ns.append(stall)
+    if stall > st.direct_reclaim_max_ns:
+        st.direct_reclaim_max_ns = stall
+    if not progress:
+        return None, 0
+    return get_page_from_freelist(pgdat, gfp, order, alloc_flags), progress
+
+
+def __alloc_pages_direct_compact(gfp: int, order: int, alloc_flags: int, prio: int):
+    """``__alloc_pages_direct_compact``: compaction under ``PF_MEMALLOC``, then the freelist.
+    Returns (pfn, compact_result)."""
+    if not order:
+        return None, compaction.COMPACT_SKIPPED
+    pgdat = current().sim.pgdat
+    noreclaim = memalloc_noreclaim_save()
+    try:
+        result = yield from compaction.try_to_compact_pages(pgdat, gfp, order, alloc_flags, prio)
+    finally:
+        memalloc_noreclaim_restore(noreclaim)
+    if result == compaction.COMPACT_SKIPPED:
+        return None, result
+    pgdat.stats.compact_stall += 1
+    pfn = get_page_from_freelist(pgdat, gfp, order, alloc_flags)
+    if pfn is not None:
+        pgdat.stats.compact_success += 1
+    return pfn, result
+
+
+def should_reclaim_retry(pgdat: pglist_data, gfp: int, order: int, alloc_flags: int,
+                         did_some_progress: bool, no_progress_loops: int):
+    """``should_reclaim_retry``: progress at order ≤ 3 resets the loop count; more than
+    ``MAX_RECLAIM_RETRIES`` loops without progress stop; else retry if the zone would pass the
+    min watermark counting reclaimable pages as free. Workqueue workers sleep a jiffy, others
+    ``cond_resched``. Returns (retry, no_progress_loops)."""
+    if did_some_progress and order <= PAGE_ALLOC_COSTLY_ORDER:
+        no_progress_loops = 0
+    else:
+        no_progress_loops += 1
+    if no_progress_loops > MAX_RECLAIM_RETRIES:
+        return False, no_progress_loops
+    z = pgdat.zone
+    available = pgdat.reclaimable_pages() + z.free_pages
+    if not __zone_watermark_ok(z, order, z.watermark[WMARK_MIN], alloc_flags, available):
+        return False, no_progress_loops
+    if current().flags & PF_WQ_WORKER:
+        yield from schedule_timeout_uninterruptible(JIFFY_NS)
+    else:
+        yield from cond_resched()
+    return True, no_progress_loops
+
+
+def __alloc_pages_may_oom(pgdat: pglist_data, gfp: int, order: int):
+    """``__alloc_pages_may_oom``: under ``oom_lock`` (trylock; contention counts as progress
+    after a jiffy's sleep), try the high watermark, then ``out_of_memory`` unless exempt
+    (costly order, ``__GFP_RETRY_MAYFAIL``). A NOFAIL allocation for which the OOM killer made no
+    progress warns and takes from all reserves. Returns (pfn, progress)."""
+    if not mutex_trylock(pgdat.oom_lock):
+        yield from schedule_timeout_uninterruptible(JIFFY_NS)
+        return None, 1
+    try:
+        pfn = get_page_from_freelist(pgdat, gfp & ~__GFP_DIRECT_RECLAIM, order,
+                                     ALLOC_WMARK_HIGH | ALLOC_CPUSET)
+        if pfn is not None:
+            return pfn, 0
+        if order > PAGE_ALLOC_COSTLY_ORDER or gfp & __GFP_RETRY_MAYFAIL:
+            return None, 0
+        killed = oom_kill.out_of_memory(pgdat, gfp, order)
+        if not killed and gfp & __GFP_NOFAIL:
+            warn_on_once(pgdat, "nofail_oom", gfp, order,
+                         "__GFP_NOFAIL allocation and the OOM killer made no progress")
+        if killed or gfp & __GFP_NOFAIL:
+            pfn = None
+            if gfp & __GFP_NOFAIL:
+                pfn = get_page_from_freelist(pgdat, gfp, order, ALLOC_NO_WATERMARKS)
+            return pfn, 1
+        return None, 0
+    finally:
+        mutex_unlock(pgdat.oom_lock)
+
+
+# Reclaim, compaction and the OOM killer call back into this module: imported last.
+from . import compaction, oom_kill, vmscan  # noqa: E402

@@ -33,7 +33,7 @@ def _power_of_two(value: int, lo: int, hi: int) -> int:
 class Machine(Strict):
     """The simulated box: one NUMA node, one zone (``ZONE_NORMAL``)."""
 
-    memory_mb: int = Field(1024, ge=16, le=1 << 20)
+    memory_mb: int = Field(1024, ge=16, le=65536)
     page_size: int = 4096
     cpus: int = Field(2, ge=1, le=256)
     swap_mb: int = Field(0, ge=0)
@@ -41,7 +41,8 @@ class Machine(Strict):
     vfs_cache_pressure: int = Field(100, ge=0, le=10000)
     watermark_scale_factor: int = Field(10, ge=1, le=3000)
     min_free_kbytes: int | None = Field(None, ge=128, le=262144)
-    max_order: int = Field(10, ge=3, le=12)
+    dirty_writeback_centisecs: int = Field(500, ge=1, le=360000)
+    dirty_expire_centisecs: int = Field(3000, ge=1, le=360000)
 
     @field_validator("page_size")
     @classmethod
@@ -50,36 +51,38 @@ class Machine(Strict):
             raise ValueError("one of 4096, 16384, 65536 (the page sizes Linux supports on x86-64/arm64)")
         return v
 
-    @property
-    def kernel_at_least_6_12(self) -> bool:
-        """True when NOFAIL sanity checks sit at slow-path entry (903edea6c53f, 6.12-rc1)."""
-        major, minor = (int(x) for x in self.kernel_version.split("."))
-        return (major, minor) >= (6, 12)
-
-
-DEVICE_LATENCY_US = {"ramdisk": 2.0, "nvme": 50.0, "ssd": 150.0, "hdd": 7000.0}
-DEVICE_BANDWIDTH_MB_S = {"ramdisk": 20000.0, "nvme": 3000.0, "ssd": 500.0, "hdd": 150.0}
-
 
 class Device(Strict):
-    """A block device; service time = latency + size / bandwidth (kernel-semantics §10)."""
+    """A block device: a preset (``type``) whose service-time parameters each key may override
+    (None keeps the preset's; see ``reclaimlab.block.device.PRESETS``)."""
 
     name: str = Field(pattern=NAME_RE)
     type: Literal["ramdisk", "nvme", "ssd", "hdd"] = "nvme"
-    size_mb: int = Field(16384, ge=16)
-    latency_us: float | None = Field(None, gt=0)
-    bandwidth_mb_s: float | None = Field(None, gt=0)
-    queue_depth: int = Field(32, ge=1, le=4096)
+    size_mb: int = Field(16384, ge=16, le=1 << 30)
+    read_latency_us: float | None = Field(None, gt=0, le=1e6)
+    write_latency_us: float | None = Field(None, gt=0, le=1e6)
+    flush_us: float | None = Field(None, ge=0, le=1e7)
+    bandwidth_mb_s: float | None = Field(None, gt=0, le=1e6)
+    channels: int | None = Field(None, ge=1, le=1024)
+    queue_depth: int | None = Field(None, ge=1, le=4096)
+    dist: Literal["fixed", "uniform", "exponential", "lognormal"] | None = None
 
-    @property
-    def service_latency_us(self) -> float:
-        return self.latency_us if self.latency_us is not None else DEVICE_LATENCY_US[self.type]
-
-    @property
-    def service_bandwidth_mb_s(self) -> float:
+    def model_overrides(self) -> dict[str, int | str]:
+        """Keyword overrides of the preset's ``DeviceModel`` for the keys that were set."""
+        us = 1000
+        out: dict[str, int | str] = {}
+        if self.read_latency_us is not None:
+            out["read_random_ns"] = int(self.read_latency_us * us)
+        if self.write_latency_us is not None:
+            out["write_random_ns"] = int(self.write_latency_us * us)
+        if self.flush_us is not None:
+            out["flush_ns"] = int(self.flush_us * us)
         if self.bandwidth_mb_s is not None:
-            return self.bandwidth_mb_s
-        return DEVICE_BANDWIDTH_MB_S[self.type]
+            out["bandwidth_bytes_per_s"] = int(self.bandwidth_mb_s * 2**20)
+        for key in ("channels", "queue_depth", "dist"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
 
 Tunable = int | float | bool | str
@@ -139,7 +142,19 @@ class Design(Strict):
     inodegc_delay_jiffies: int = Field(1, ge=0, le=1000)
     inodegc_queue_depth: int = Field(32, ge=1, le=65536)
     inodegc_max_backlog: int = Field(256, ge=1, le=1 << 20)
+    inodegc_shrinker_throttle: bool = True
+    inodegc_backlog_throttle: bool = True
     passive_ref_max_backlog: int = Field(256, ge=1, le=1 << 20)
+    passive_ref_throttle: bool = True
+    passive_ref_exempt_reclaim: bool = True
+
+    def inodegc_config(self) -> dict[str, int | bool]:
+        """Keyword arguments of ``reclaimlab.fs.inodegc.InodegcConfig``."""
+        return {"delay_jiffies": self.inodegc_delay_jiffies,
+                "queue_depth": self.inodegc_queue_depth,
+                "max_backlog": self.inodegc_max_backlog,
+                "shrinker_throttle": self.inodegc_shrinker_throttle,
+                "backlog_throttle": self.inodegc_backlog_throttle}
 
 
 class Run(Strict):

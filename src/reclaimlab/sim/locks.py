@@ -34,6 +34,13 @@ def _release_held(task: Task, lock: Any) -> None:
             return
 
 
+# Shared, read-only info objects: observers must not mutate them.
+_EXCL = {"trylock": False, "read": False}
+_SHARED = {"trylock": False, "read": True}
+_TRY_EXCL = {"trylock": True, "read": False}
+_TRY_SHARED = {"trylock": True, "read": True}
+
+
 def _emit(task: Task, kind: str, lock: Any, info: Any = None) -> None:
     sim = task.sim
     if sim._obs:
@@ -63,7 +70,7 @@ class Mutex:
 def mutex_lock(m: Mutex):
     """``mutex_lock``: take ``m``, sleeping in TASK_UNINTERRUPTIBLE until handed to us."""
     task = core._current
-    _emit(task, "lock_acquire", m, {"trylock": False, "read": False})
+    _emit(task, "lock_acquire", m, _EXCL)
     if m.owner is None:
         m.owner = task
     else:
@@ -79,7 +86,7 @@ def mutex_trylock(m: Mutex) -> bool:
     task = core._current
     if m.owner is not None:
         return False
-    _emit(task, "lock_acquire", m, {"trylock": True, "read": False})
+    _emit(task, "lock_acquire", m, _TRY_EXCL)
     m.owner = task
     task.held_locks.append(m)
     _emit(task, "lock_acquired", m)
@@ -148,7 +155,7 @@ class RwSemaphore:
 def down_read(s: RwSemaphore):
     """``down_read``: shared acquisition; queues behind a holder-writer or any waiter."""
     task = core._current
-    _emit(task, "lock_acquire", s, {"trylock": False, "read": True})
+    _emit(task, "lock_acquire", s, _SHARED)
     if s.owner is None and not s.waiters:
         s.readers.append(task)
     else:
@@ -156,13 +163,13 @@ def down_read(s: RwSemaphore):
         task.sim.park(task, s)
         yield PARK
     task.held_locks.append(s)
-    _emit(task, "lock_acquired", s, {"read": True})
+    _emit(task, "lock_acquired", s, _SHARED)
 
 
 def down_write(s: RwSemaphore):
     """``down_write``: exclusive acquisition."""
     task = core._current
-    _emit(task, "lock_acquire", s, {"trylock": False, "read": False})
+    _emit(task, "lock_acquire", s, _EXCL)
     if s.owner is None and not s.readers and not s.waiters:
         s.owner = task
     else:
@@ -170,7 +177,7 @@ def down_write(s: RwSemaphore):
         task.sim.park(task, s)
         yield PARK
     task.held_locks.append(s)
-    _emit(task, "lock_acquired", s, {"read": False})
+    _emit(task, "lock_acquired", s, _EXCL)
 
 
 def down_read_trylock(s: RwSemaphore) -> bool:
@@ -178,10 +185,10 @@ def down_read_trylock(s: RwSemaphore) -> bool:
     task = core._current
     if s.owner is not None or s.waiters:
         return False
-    _emit(task, "lock_acquire", s, {"trylock": True, "read": True})
+    _emit(task, "lock_acquire", s, _TRY_SHARED)
     s.readers.append(task)
     task.held_locks.append(s)
-    _emit(task, "lock_acquired", s, {"read": True})
+    _emit(task, "lock_acquired", s, _SHARED)
     return True
 
 
@@ -190,10 +197,10 @@ def down_write_trylock(s: RwSemaphore) -> bool:
     task = core._current
     if s.owner is not None or s.readers or s.waiters:
         return False
-    _emit(task, "lock_acquire", s, {"trylock": True, "read": False})
+    _emit(task, "lock_acquire", s, _TRY_EXCL)
     s.owner = task
     task.held_locks.append(s)
-    _emit(task, "lock_acquired", s, {"read": False})
+    _emit(task, "lock_acquired", s, _EXCL)
     return True
 
 
@@ -240,7 +247,7 @@ class Spinlock:
 def spin_lock(lk: Spinlock) -> None:
     """``spin_lock``."""
     task = core._current
-    _emit(task, "lock_acquire", lk, {"trylock": False, "read": False})
+    _emit(task, "lock_acquire", lk, _EXCL)
     if lk.owner is not None:
         raise _stack_error(task, f"spin_lock of {lk.name} held by {lk.owner!r}, which left its "
                                  f"atomic section without unlocking")

@@ -99,8 +99,15 @@ def _axis_kind(value: object) -> str:
     return "range" if isinstance(value, dict) else "list"
 
 
+def _distinct(values: list) -> list:
+    if len({json.dumps(v) for v in values}) != len(values):
+        raise ValueError("values must not repeat (a repeated run would be one row)")
+    return values
+
+
 AxisValues = Annotated[
-    Annotated[list[Scalar], Field(min_length=1), Tag("list")] | Annotated[AxisRange, Tag("range")],
+    Annotated[list[Scalar], Field(min_length=1), AfterValidator(_distinct), Tag("list")]
+    | Annotated[AxisRange, Tag("range")],
     Discriminator(_axis_kind),
 ]
 
@@ -141,11 +148,7 @@ class SweepSpec(Strict):
         return v
 
     @model_validator(mode="after")
-    def _axes_distinct(self) -> "SweepSpec":
-        for key, values in self.axes.items():
-            vals = axis_values(values)
-            if len({json.dumps(x) for x in vals}) != len(vals):
-                raise ValueError(f"axes.{key}: values must not repeat")
+    def _axes_apart_from_fixed(self) -> "SweepSpec":
         both = sorted(set(self.axes) & set(self.fixed))
         if both:
             raise ValueError(f"{both[0]!r} is both an axis and in [set]")
@@ -186,7 +189,9 @@ def format_value(value: Scalar) -> str:
     (a string ``"512"`` stays a string, quoted)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+    if isinstance(value, str):  # a JSON string is a TOML basic string, but for a raw DEL
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    return repr(value)
 
 
 @dataclass(frozen=True)

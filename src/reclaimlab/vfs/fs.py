@@ -195,7 +195,7 @@ class Inode:
 
     __slots__ = ("i_ino", "i_sb", "i_mode", "i_nlink", "i_count", "i_obj_count", "i_state",
                  "i_size", "i_blocks", "i_op", "i_fop", "i_aops", "i_data", "i_rwsem",
-                 "i_private", "i_slab", "dirtied_when", "__weakref__")
+                 "i_private", "i_slab", "dirtied_when")
 
     def __init__(self) -> None:
         self.i_ino = 0
@@ -314,7 +314,6 @@ class SuperBlock:
         self.s_evict_design = "sync"
         self.s_mounts = 0
         self.s_dependents: list[SuperBlock] = []
-        self.s_unlinked: dict[int, None] = {}
 
     def __repr__(self) -> str:
         return f"sb {self.s_type.name}:{self.s_id}"

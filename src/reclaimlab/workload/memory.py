@@ -1,9 +1,10 @@
 """Memory consumers: an anonymous-memory hog and bursts of kernel allocations.
 
 Anonymous memory is modelled as pages taken from the page allocator and held (no swap device
-is modelled, so they are unreclaimable, as anonymous memory is with swap off): what matters to
-reclaim is that they leave the zone near its watermarks. The program frees everything it holds
-when it stops or is OOM-killed (``exit_mmap``).
+is modelled, so they are unreclaimable, as anonymous memory is with swap off), faulted in with
+``alloc_pages_bulk`` one step at a time: what matters to reclaim is that they leave the zone
+near its watermarks. Touching held pages costs CPU only (no anonymous LRU to age). The program
+frees everything it holds when it stops or is OOM-killed (``exit_mmap``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Generator
 
 from reclaimlab.mm import gfp as gfp_flags
-from reclaimlab.mm.page_alloc import alloc_pages, free_pages
+from reclaimlab.mm.page_alloc import alloc_pages, alloc_pages_bulk, free_pages
 from reclaimlab.sim import Run, current
 from reclaimlab.workload.base import Context, ms, pace
 from reclaimlab.workload.specs import AnonHog, LargeAlloc, parse_gfp_names
@@ -42,14 +43,12 @@ def anon_hog(spec: AnonHog, ctx: Context) -> Generator:
     pages_per_step = max(1, spec.step_kb * 1024 // page_size())
     target = spec.target_mb * 1024 * 1024 // page_size()
     held: list[int] = []
-    try:
-        while ctx.running():
-            yield from _fault_in(spec, ctx, gfp, pages_per_step, target, held)
-            yield from _hold(spec, ctx, held)
-            if spec.hold_ms:
-                _exit_mmap(held)
-    finally:
-        _exit_mmap(held)
+    while ctx.running():
+        yield from _fault_in(spec, ctx, gfp, pages_per_step, target, held)
+        yield from _hold(spec, ctx, held)
+        if spec.hold_ms:
+            _exit_mmap(held)
+    _exit_mmap(held)
     if current().oom_killed:
         ctx.stats.oom_killed += 1
 
@@ -59,14 +58,15 @@ def _fault_in(spec: AnonHog, ctx: Context, gfp: int, step: int, target: int,
     started = current().sim.now
     bytes_per_page = page_size()
     while len(held) < target and ctx.running():
-        for _ in range(min(step, target - len(held))):
-            pfn = yield from alloc_pages(gfp, 0)
-            if pfn is None:
+        want = min(step, target - len(held))
+        while want and ctx.running():
+            got = yield from alloc_pages_bulk(gfp, want, held)
+            if got == 0:
                 ctx.stats.error("ENOMEM")
                 return
-            held.append(pfn)
-        yield Run(FAULT_NS_PER_PAGE * step)
-        ctx.stats.op(current().sim.now, step * bytes_per_page)
+            want -= got
+            yield Run(FAULT_NS_PER_PAGE * got)
+            ctx.stats.op(current().sim.now, got * bytes_per_page)
         yield from pace(ctx, started, len(held) * bytes_per_page / 2**20, spec.rate_mb_s)
 
 
