@@ -76,21 +76,22 @@ DESIGN_HELP = {
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from reclaimlab.scenario import run_scenario
+    from reclaimlab.scenario import simulate
 
     check_output_path(args.trace, "--trace")
     with Progress(args.scenario) as progress:
-        result = run_scenario(args.scenario, args.design, args.seed, args.set,
-                              trace=args.trace is not None, progress=progress.update)
-    trace = result.pop("_trace", None)
+        run = simulate(args.scenario, args.design, args.seed, args.set,
+                       trace=args.trace is not None, progress=progress.update)
+    result = run.result
     if args.trace:
-        write_atomically(args.trace, lambda f: json.dump(trace, f))
+        write_atomically(args.trace, lambda tmp: Path(tmp).write_text(
+            json.dumps(run.trace, separators=(",", ":"))))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        from reclaimlab.report import render_run
+        from reclaimlab.report.human import render_human
 
-        render_run(result)
+        print(render_human(result))
     return 1 if args.check and misbehaved(result) else 0
 
 
@@ -110,15 +111,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 runs.append(run_scenario(args.scenario, design, seed, args.set,
                                          progress=progress.update))
     if args.plot:
-        from reclaimlab.report import plot_latency_cdf
+        from reclaimlab.report.plots import plot_latency_cdf
 
-        write_atomically(args.plot, lambda f: plot_latency_cdf(runs, f), binary=True)
+        write_atomically(args.plot, lambda tmp: plot_latency_cdf(runs, tmp))
     if args.json:
         print(json.dumps({"scenario": args.scenario, "runs": runs}, indent=2))
     else:
-        from reclaimlab.report import render_compare
+        from reclaimlab.report.compare import compare_report
 
-        render_compare(args.scenario, runs)
+        print(compare_report(runs))
     return 1 if args.check and any(misbehaved(r) for r in runs) else 0
 
 
@@ -153,13 +154,15 @@ def check_output_path(path: str | None, option: str) -> None:
         raise UserError(f"{option} {path}: is a directory, expected a file name")
 
 
-def write_atomically(path: str, write: Callable[[Any], None], binary: bool = False) -> None:
-    """Write through a temporary file in the same directory, then rename into place."""
+def write_atomically(path: str, write: Callable[[str], None]) -> None:
+    """Have ``write`` fill a temporary file (same directory and suffix), then rename it into
+    place: a failure leaves no partial file behind."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.")
+    fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.",
+                               suffix=target.suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
+        write(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -7,7 +7,7 @@ The model never imports this package; detectors attach with ``sim.add_observer``
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .deadlock import DeadlockDetector
 from .hung_task import HUNG_TASK_TIMEOUT_NS, HungTaskDetector
@@ -38,6 +38,7 @@ class Checks:
         self.lockdep = Lockdep(sim, self.dmesg)
         self.warnings = AllocWarnings(sim, self.dmesg)
         self.invariants = InvariantChecker(sim, self.dmesg)
+        self.routes: dict[str, tuple[Callable[[Any, Any, Any], None], ...]] = {}
         self.stop_on = tuple(stop_on)
         if self.stop_on:
             self.dmesg.listeners.append(self._maybe_stop)
@@ -47,10 +48,19 @@ class Checks:
         return [self.deadlock, self.hung_task, self.lockdep, self.warnings, self.invariants]
 
     def attach(self) -> "Checks":
+        """Attach as one observer routing each event kind to the detectors that want it."""
         self.deadlock.attach_existing()
+        routes: dict[str, list[Callable[[Any, Any, Any], None]]] = {}
         for d in self.detectors:
-            self.sim.add_observer(d)
+            for kind, handler in d.handlers().items():
+                routes.setdefault(kind, []).append(handler)
+        self.routes = {kind: tuple(hs) for kind, hs in routes.items()}
+        self.sim.add_observer(self)
         return self
+
+    def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
+        for handler in self.routes.get(kind, ()):
+            handler(task, obj, info)
 
     def _maybe_stop(self, finding: Finding) -> None:
         if finding.kind in self.stop_on:

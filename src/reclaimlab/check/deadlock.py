@@ -15,8 +15,8 @@ this is the simulator's ground truth, in the manner of Ciw's deadlock detector. 
   no timer is pending; it is checked whenever the last runnable task blocks or exits, and once
   more at the end of the run.
 
-Tasks waiting interruptibly (``S``) or idle (``I``, an idle worker) are part of a knot but not
-reported: they wait for work, not on the work of others.
+Tasks waiting interruptibly (``S``) or idle (``I``, an idle worker) are part of a knot but are
+reported only when a reported task waits on them: otherwise they wait for work, not on others.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from typing import Any, Callable
 
 from reclaimlab.sim import holders_of
 
-from .splat import Dmesg, Finding, call_trace, task_name
+from .splat import Detector, Dmesg, Finding, call_trace, task_name, task_stack
 
 
-class DeadlockDetector:
+class DeadlockDetector(Detector):
     """Observer maintaining the wait-for graph; reports each cycle or knot once."""
 
     def __init__(self, sim: Any, dmesg: Dmesg | None = None,
@@ -41,23 +41,29 @@ class DeadlockDetector:
         self.reported: list[tuple[int, ...]] = []
         self.reports: list[Finding] = []
 
-    def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
-        if kind == "block":
-            self.blocked[task.pid] = task
-            cycle = self.find_cycle(task)
-            if cycle:
-                self.report("cycle", cycle)
-            elif len(self.blocked) >= self.live:
-                self.check_knot()
-        elif kind == "wake":
-            self.blocked.pop(task.pid, None)
-        elif kind == "spawn":
-            self.live += 1
-        elif kind == "exit":
-            self.live -= 1
-            self.blocked.pop(task.pid, None)
-            if self.blocked and len(self.blocked) >= self.live:
-                self.check_knot()
+    def handlers(self) -> dict[str, Callable[[Any, Any, Any], None]]:
+        return {"block": self.on_block, "wake": self.on_wake, "spawn": self.on_spawn,
+                "exit": self.on_exit}
+
+    def on_block(self, task: Any, obj: Any, state: Any) -> None:
+        self.blocked[task.pid] = task
+        cycle = self.find_cycle(task)
+        if cycle:
+            self.report("cycle", cycle)
+        elif len(self.blocked) >= self.live:
+            self.check_knot()
+
+    def on_wake(self, task: Any, obj: Any, waker: Any) -> None:
+        self.blocked.pop(task.pid, None)
+
+    def on_spawn(self, task: Any, obj: Any, info: Any) -> None:
+        self.live += 1
+
+    def on_exit(self, task: Any, obj: Any, info: Any) -> None:
+        self.live -= 1
+        self.blocked.pop(task.pid, None)
+        if self.blocked and len(self.blocked) >= self.live:
+            self.check_knot()
 
     def attach_existing(self) -> None:
         """Count tasks spawned before the detector was attached."""
@@ -108,12 +114,20 @@ class DeadlockDetector:
         return False
 
     def check_knot(self) -> None:
-        """Report the knot if nothing can make progress and some task waits in ``D``."""
+        """Report the knot if nothing can make progress and some task waits in ``D``: the
+        ``D`` waiters and the holders they wait on (idle and interruptible waiters that hold
+        nothing anyone waits for are left out)."""
         if self.progress_possible():
             return
-        members = [t for t in self.blocked.values() if t.state == "D"]
+        members: dict[int, Any] = {}
+        todo = [t for t in self.blocked.values() if t.state == "D"]
+        while todo:
+            t = todo.pop()
+            if t.pid not in members and t.state != "X":
+                members[t.pid] = t
+                todo += holders_of(t.blocked_on)
         if members:
-            self.report("knot", sorted(members, key=lambda t: t.pid))
+            self.report("knot", [members[pid] for pid in sorted(members)])
 
     def finish(self) -> None:
         """End-of-run check over ``sim.blocked_tasks()``."""
@@ -148,11 +162,11 @@ class DeadlockDetector:
             lines.append(f"task:{t.comm:<15} state:{t.state} pid:{t.pid:<5} "
                          f"blocked since {t.blocked_since / 1e9:.6f}s on {t.blocked_on!r}, "
                          f"held by {held_by}")
-            lines += call_trace(t.stack())
+            lines += call_trace(task_stack(t))
         first = tasks[0]
         message = (f"{kind}: " + " -> ".join(f"{e['task']} waits on {e['waits_on']}"
                                               for e in entries))
-        finding = Finding("deadlock", self.sim.now, task_name(first), first.stack(), message,
+        finding = Finding("deadlock", self.sim.now, task_name(first), task_stack(first), message,
                           "\n".join(lines),
                           {"kind": kind, "time_ns": self.sim.now, "cycle": entries})
         self.reports.append(finding)

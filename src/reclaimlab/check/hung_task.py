@@ -14,17 +14,18 @@ also prints held locks when lockdep is on (here: the ``held_locks`` lines).
 
 from __future__ import annotations
 
-from typing import Any
+import heapq
+from typing import Any, Callable
 
 from reclaimlab.sim import NSEC_PER_SEC
 
-from .splat import Dmesg, Finding, call_trace, task_name
+from .splat import Detector, Dmesg, Finding, call_trace, task_name, task_stack
 
 HUNG_TASK_TIMEOUT_NS = 120 * NSEC_PER_SEC
 HUNG_TASK_WARNINGS = 10
 
 
-class HungTaskDetector:
+class HungTaskDetector(Detector):
     """khungtaskd as an observer: watches ``block``/``wake`` and arms one timer at a time."""
 
     def __init__(self, sim: Any, dmesg: Dmesg | None = None,
@@ -39,15 +40,38 @@ class HungTaskDetector:
         self.timer: Any = None
         self.reports: list[Finding] = []
 
-    def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
-        if kind == "block":
-            self.waiting.pop(task.pid, None)
-            if info == "D":
-                self.waiting[task.pid] = (task, self.sim.now)
-                if self.timer is None:
-                    self._arm()
-        elif kind == "wake" or kind == "exit":
-            self.waiting.pop(task.pid, None)
+    def handlers(self) -> dict[str, Callable[[Any, Any, Any], None]]:
+        return {"block": self.on_block, "wake": self.on_wake, "exit": self.on_wake}
+
+    def on_block(self, task: Any, obj: Any, state: Any) -> None:
+        self.waiting.pop(task.pid, None)
+        if state == "D":
+            self.waiting[task.pid] = (task, self.sim.now)
+            if self.timer is None:
+                self._arm()
+
+    def on_wake(self, task: Any, obj: Any, info: Any) -> None:
+        if self.waiting.pop(task.pid, None) is not None and not self.waiting:
+            self.del_timer()
+
+    def del_timer(self) -> None:
+        """Nothing left to watch: drop the pending check so it cannot prolong the run.
+
+        The runtime advances the clock to a cancelled timer's expiry when it pops it, so the
+        entry is also taken off the heap (``Simulation._heap``), or a run whose tasks all finished
+        would end at the check's time instead of its last event.
+        """
+        timer, self.timer = self.timer, None
+        if timer is None:
+            return
+        timer.cancel()
+        heap = self.sim._heap
+        for i, entry in enumerate(heap):
+            if entry[2] is timer:
+                heap[i] = heap[-1]
+                heap.pop()
+                heapq.heapify(heap)
+                break
 
     def _arm(self) -> None:
         """Arm the check for the first moment the oldest waiter is over the timeout."""
@@ -79,7 +103,7 @@ class HungTaskDetector:
             return
         self.warnings_left -= 1
         secs = self.timeout_ns // NSEC_PER_SEC
-        stack = task.stack()
+        stack = task_stack(task)
         lines = [
             f"INFO: task {task.comm}:{task.pid} blocked for more than {secs} seconds.",
             "      Not tainted 6.12.0-reclaimlab #1",

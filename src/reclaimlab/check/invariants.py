@@ -11,9 +11,9 @@ free). Any of these stops the run after the current step, with its report. At th
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, Callable
 
-from .splat import Dmesg, Finding, call_trace, task_name
+from .splat import Detector, Dmesg, Finding, call_trace, task_name, task_stack
 
 
 class _FreedInodes:
@@ -35,7 +35,7 @@ class _FreedInodes:
         return ref is not None and ref() is inode
 
 
-class InvariantChecker:
+class InvariantChecker(Detector):
     """Observer for run-time invariants; ``finish()`` runs the end-of-run checks."""
 
     def __init__(self, sim: Any, dmesg: Dmesg | None = None, stop: bool = True) -> None:
@@ -46,19 +46,25 @@ class InvariantChecker:
         self.violations: list[str] = []
         self.finished = False
 
-    def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
-        if kind == "exit":
-            if task.held_locks:
-                self.debug_check_no_locks_held(task)
-        elif kind == "inode_evicted":
-            if obj in self.freed:
-                self.violate(task, f"inode {self._ino(obj, info)} freed twice")
-            else:
-                self.freed.add(obj)
-        elif kind in ("inode_cleanup", "inode_deferred"):
-            if obj in self.freed:
-                self.violate(task, f"use after free: {kind} of inode {self._ino(obj, info)} "
-                                   "after it was freed")
+    def handlers(self) -> dict[str, Callable[[Any, Any, Any], None]]:
+        return {"exit": self.on_exit, "inode_evicted": self.on_inode_evicted,
+                "inode_cleanup": lambda t, o, i: self.on_inode_use("inode_cleanup", t, o, i),
+                "inode_deferred": lambda t, o, i: self.on_inode_use("inode_deferred", t, o, i)}
+
+    def on_exit(self, task: Any, obj: Any, info: Any) -> None:
+        if task.held_locks:
+            self.debug_check_no_locks_held(task)
+
+    def on_inode_evicted(self, task: Any, inode: Any, info: Any) -> None:
+        if inode in self.freed:
+            self.violate(task, f"inode {self._ino(inode, info)} freed twice")
+        else:
+            self.freed.add(inode)
+
+    def on_inode_use(self, kind: str, task: Any, inode: Any, info: Any) -> None:
+        if inode in self.freed:
+            self.violate(task, f"use after free: {kind} of inode {self._ino(inode, info)} "
+                               "after it was freed")
 
     @staticmethod
     def _ino(inode: Any, info: Any) -> str:
@@ -74,7 +80,7 @@ class InvariantChecker:
 
     def violate(self, task: Any, message: str, lines: list[str] | None = None) -> None:
         self.violations.append(message)
-        stack = task.stack() if task is not None and task.gen is not None else []
+        stack = task_stack(task)
         text = lines or [f"reclaimlab: invariant violated: {message}", *call_trace(stack)]
         self.dmesg.log(Finding("invariant", self.sim.now, task_name(task), stack, message,
                                "\n".join(text)))

@@ -23,11 +23,13 @@ run shows all of them; usage bits ``{+.+.}`` and source line numbers are nominal
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 from reclaimlab.sim import LockdepMap, Mutex, RwSemaphore, Spinlock
 
-from .splat import Dmesg, Finding, acquire_site, call_trace, cpu_line, task_name, task_stack
+from .splat import (
+    Detector, Dmesg, Finding, acquire_site, call_trace, cpu_line, task_name, task_stack,
+)
 
 _SLEEPING_SITES = {Mutex: "kernel/locking/mutex.c:283", RwSemaphore: "kernel/locking/rwsem.c:1523"}
 
@@ -43,7 +45,7 @@ def lock_decor(lock: Any) -> str:
     return f"({lock.name}){{+.+.}}-{wait}"
 
 
-class Lockdep:
+class Lockdep(Detector):
     """Observer building the lock-class dependency graph and reporting bad orders."""
 
     def __init__(self, sim: Any, dmesg: Dmesg | None = None) -> None:
@@ -57,22 +59,29 @@ class Lockdep:
         self.held_info: dict[tuple[int, int], tuple[bool, str]] = {}
         self.pending_trylock: dict[int, bool] = {}
         self.bad_edges: set[tuple[str, str]] = set()
+        self.decor: dict[str, str] = {}
         self.reported: list[tuple[str, ...]] = []
         self.reports: list[Finding] = []
 
-    def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
-        if kind == "lock_acquire":
-            self.lock_acquire(task, obj, bool(info and info.get("trylock")))
-        elif kind == "lock_acquired":
-            trylock = self.pending_trylock.pop(task.pid, False)
-            self.held_info[(task.pid, id(obj))] = (trylock, acquire_site(task))
-        elif kind == "lock_release":
-            self.held_info.pop((task.pid, id(obj)), None)
+    def handlers(self) -> dict[str, Callable[[Any, Any, Any], None]]:
+        return {"lock_acquire": self.on_lock_acquire, "lock_acquired": self.on_lock_acquired,
+                "lock_release": self.on_lock_release}
+
+    def on_lock_acquire(self, task: Any, lock: Any, info: Any) -> None:
+        self.lock_acquire(task, lock, bool(info and info["trylock"]))
+
+    def on_lock_acquired(self, task: Any, lock: Any, info: Any) -> None:
+        trylock = self.pending_trylock.pop(task.pid, False)
+        self.held_info[(task.pid, id(lock))] = (trylock, acquire_site(task))
+
+    def on_lock_release(self, task: Any, lock: Any, info: Any) -> None:
+        self.held_info.pop((task.pid, id(lock)), None)
 
     # ------------------------------------------------------------------ acquisition
     def lock_acquire(self, task: Any, lock: Any, trylock: bool) -> None:
         """``__lock_acquire`` → ``validate_chain``: check, then record dependencies."""
         self.pending_trylock[task.pid] = trylock
+        self.decor.setdefault(lock.name, lock_decor(lock))
         held = task.held_locks
         if not held:
             return
@@ -144,7 +153,7 @@ class Lockdep:
 
     def print_circular_bug(self, task: Any, prev: Any, nxt: Any, path: list[str],
                            stack: list[str]) -> None:
-        """``print_circular_bug``: the chain ``next --> … --> prev`` plus the new ``prev --> next``."""
+        """``print_circular_bug``: the chain ``next --> … --> prev``, then the new edge."""
         if not self._once(("circular", *sorted(path))):
             return
         held_at = self.held_info.get((task.pid, id(prev)), (False, "?"))[1]
@@ -170,9 +179,9 @@ class Lockdep:
             who, edge_stack = self.edge_trace[(path[depth - 1], path[depth])]
             edges.append({"from": path[depth - 1], "to": path[depth], "task": who,
                           "stack": edge_stack})
-            lines += ["", f"-> #{depth} ({path[depth]}):"]
+            lines += ["", f"-> #{depth} {self.decor[path[depth]]}:"]
             lines += [f"       {fn}" for fn in reversed(edge_stack)]
-        lines += ["", f"-> #0 ({nxt.name}):"]
+        lines += ["", f"-> #0 {lock_decor(nxt)}:"]
         lines += [f"       {fn}" for fn in reversed(stack)]
         lines += ["", "other info that might help us debug this:", ""]
         if parent != nxt.name:

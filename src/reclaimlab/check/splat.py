@@ -9,11 +9,15 @@ machine code.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from reclaimlab.sim import NSEC_PER_SEC
 
+_MACHINERY = ("/reclaimlab/sim/core.py", "/reclaimlab/check/", "/reclaimlab/report/",
+              "/reclaimlab/explore/")
+_SHOWN: dict[Any, bool] = {}
 # locking primitives of reclaimlab.sim; lockdep's "at:" names their caller
 _LOCK_PRIMITIVES = (
     "mutex_lock", "mutex_trylock", "down_read", "down_write", "down_read_trylock",
@@ -55,12 +59,26 @@ class Dmesg:
         for fn in self.listeners:
             fn(finding)
 
-    def of_kind(self, *kinds: str) -> list[Finding]:
-        return [f for f in self.findings if f.kind in kinds]
-
     def text(self) -> str:
         """Every splat in log order, each line with its timestamp."""
         return "".join(stamp(f.time_ns, f.text) for f in self.findings)
+
+
+class Detector:
+    """Base of the observers here: each event kind is routed to one handler
+    (``handlers()``: kind -> ``fn(task, obj, info)``), so kinds a detector ignores cost a lookup."""
+
+    _routes: dict[str, Callable[[Any, Any, Any], None]] | None = None
+
+    def handlers(self) -> dict[str, Callable[[Any, Any, Any], None]]:
+        raise NotImplementedError
+
+    def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
+        if self._routes is None:
+            self._routes = self.handlers()
+        handler = self._routes.get(kind)
+        if handler is not None:
+            handler(task, obj, info)
 
 
 def task_name(task: Any) -> str:
@@ -68,16 +86,67 @@ def task_name(task: Any) -> str:
     return f"{task.comm}:{task.pid}" if task is not None else ""
 
 
+def _shown(code: Any) -> bool:
+    """Whether a frame is a modelled function: not simulator machinery (the runtime's loop,
+    detectors, reports) nor a private helper (``_grant``) — but ``__alloc_pages_slowpath`` and
+    ``__dentry_kill`` are kernel names and stay. Cached per code object."""
+    shown = _SHOWN.get(code)
+    if shown is None:
+        name = code.co_name
+        shown = not (name.startswith("_") and (not name.startswith("__") or name.endswith("__"))
+                     or any(d in code.co_filename for d in _MACHINERY))
+        _SHOWN[code] = shown
+    return shown
+
+
 def task_stack(task: Any) -> list[str]:
-    """The task's modelled stack, outermost first (``Task.stack``); empty once it exited."""
+    """The task's modelled stack, outermost first; empty once it exited.
+
+    A suspended task's stack is ``Task.stack`` (its generator chain). For the running task the
+    interpreter frames are walked up to its outermost generator, so plain kernel functions on
+    the way appear too. ``Task.stack`` does this walk as well, but hides every name starting
+    with ``_``, which drops kernel functions such as ``__alloc_pages_slowpath``.
+    """
     if task is None or task.gen is None:
         return []
+    gen = task.gen
+    if not gen.gi_running:
+        return task.stack()
+    top = gen.gi_frame
+    names: list[str] = []
+    f = sys._getframe(1)
+    while f is not None:
+        code = f.f_code
+        if _SHOWN.get(code) or (code not in _SHOWN and _shown(code)):
+            names.append(code.co_name)
+        if f is top:
+            names.reverse()
+            return names
+        f = f.f_back
     return task.stack()
 
 
 def acquire_site(task: Any) -> str:
-    """The innermost modelled function that is not a locking primitive: lockdep's ``at:``."""
-    stack = task_stack(task)
+    """The innermost modelled function that is not a locking primitive: lockdep's ``at:``.
+
+    Called at every acquisition, so for the running task it walks frames only until it finds
+    one, rather than building the whole stack.
+    """
+    if task is None or task.gen is None:
+        return "?"
+    if not task.gen.gi_running:
+        stack = task.stack()
+    else:
+        top = task.gen.gi_frame
+        f = sys._getframe(1)
+        while f is not None:
+            code = f.f_code
+            if code.co_name not in _LOCK_PRIMITIVES and _shown(code):
+                return code.co_name
+            if f is top:
+                return "?"
+            f = f.f_back
+        stack = task.stack()
     for fn in reversed(stack):
         if fn not in _LOCK_PRIMITIVES:
             return fn

@@ -13,9 +13,9 @@ mm decides when to warn (once per site, as ``WARN_ON_ONCE``); this module only f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from .splat import Dmesg, Finding, call_trace, cpu_line, task_name, task_stack
+from .splat import Detector, Dmesg, Finding, call_trace, cpu_line, task_name, task_stack
 
 _WARN_SITES = {
     "nofail_costly_order": 4245,
@@ -24,7 +24,7 @@ _WARN_SITES = {
 }
 
 
-class AllocWarnings:
+class AllocWarnings(Detector):
     """Observer turning mm's ``alloc_warn`` and ``oom_kill`` events into splats."""
 
     def __init__(self, sim: Any, dmesg: Dmesg | None = None) -> None:
@@ -32,11 +32,9 @@ class AllocWarnings:
         self.dmesg = dmesg if dmesg is not None else Dmesg()
         self.reports: list[Finding] = []
 
-    def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
-        if kind == "alloc_warn":
-            self.warn(task, info)
-        elif kind == "oom_kill":
-            self.oom_kill(task, obj, info)
+    def handlers(self) -> dict[str, Callable[[Any, Any, Any], None]]:
+        return {"alloc_warn": lambda task, obj, info: self.warn(task, info),
+                "oom_kill": self.oom_kill}
 
     def _log(self, finding: Finding) -> None:
         self.reports.append(finding)
@@ -70,8 +68,9 @@ class AllocWarnings:
                           {"gfp": gfp, "order": order}))
 
     def oom_kill(self, task: Any, obj: Any, info: Any) -> None:
-        """``out_of_memory`` → ``oom_kill_process``: who invoked it, whom it killed."""
-        victim = info.get("victim", obj) if isinstance(info, dict) else (info or obj)
+        """``out_of_memory`` → ``oom_kill_process``: who invoked it, whom it killed (``obj``,
+        the victim task; info as mm emits it: ``pid``, ``victim`` comm, ``anon_freed`` pages,
+        ``gfp``, ``order``)."""
         details = info if isinstance(info, dict) else {}
         stack = task_stack(task)
         lines = []
@@ -82,8 +81,11 @@ class AllocWarnings:
                 cpu_line(task),
                 *call_trace(stack),
             ]
-        rss_kb = 4 * int(details.get("rss_pages", 0))
-        name = f"{victim.pid} ({victim.comm})" if hasattr(victim, "comm") else str(victim)
+        rss_kb = 4 * int(details.get("anon_freed", 0))
+        if hasattr(obj, "comm"):
+            name = f"{obj.pid} ({obj.comm})"
+        else:
+            name = f"{details.get('pid', '?')} ({details.get('victim', obj)})"
         lines.append(f"Out of memory: Killed process {name} total-vm:{rss_kb}kB, "
                      f"anon-rss:{rss_kb}kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB "
                      "oom_score_adj:0")

@@ -13,8 +13,10 @@ What the filesystem supplies is the blocking work itself: ``inactivate(ip)`` (a 
 The XFS-like fs uses it natively; under the ``inodegc`` design the ext4-like fs queues its
 ``->destroy_inode`` inodes here too.
 
-``ip`` is the filesystem's inode; the lifecycle bits live in ``ip.i_gcflags`` (XFS's
-``ip->i_flags``; a separate name so that it cannot clash with the VFS inode's ``i_flags``).
+``ip`` is the filesystem's inode (a VFS ``Inode`` subclass); the lifecycle bits live in
+``ip.i_gcflags`` (XFS's ``ip->i_flags``; a separate name so that it cannot clash with the VFS
+inode's ``i_flags``). Queueing reports ``inode_deferred`` and the worker ``inode_cleanup`` through
+the VFS's ``note_inode_deferred``/``note_inode_cleanup``.
 
 Simplified: the llist is a Python list used as a stack (``llist_del_all`` hands the worker the
 newest inode first, as in the kernel); ``smp_mb`` ordering is moot in a single-threaded simulator;
@@ -33,6 +35,7 @@ from reclaimlab.sim import (
     flush_delayed_work, flush_workqueue, memalloc_nofs_restore, memalloc_nofs_save,
     mod_delayed_work_on,
 )
+from reclaimlab.vfs.inode import note_inode_cleanup, note_inode_deferred
 
 # xfs_inode i_flags, lifecycle part (fs/xfs/xfs_inode.h).
 XFS_IRECLAIM = 1 << 0
@@ -158,7 +161,7 @@ def xfs_inodegc_queue(mp: Inodegc, ip: Any):
     items, shrinker_hits = gc.items, gc.shrinker_hits
     mp.m_inodegc_cpumask[cpu] = True
     sim = mp.sim
-    sim.emit("inode_deferred", task, getattr(ip, "vfs_inode", ip), {"to": "inodegc", "cpu": cpu})
+    note_inode_deferred(ip)
     mp._emit_depth()
     if not mp.enabled:
         return
@@ -187,8 +190,7 @@ def xfs_inodegc_worker(work: DelayedWork):
     mp._emit_depth()
     for ip in reversed(node):
         ip.i_gcflags |= XFS_INACTIVATING
-        mp.sim.emit("inode_cleanup", task, getattr(ip, "vfs_inode", ip),
-                    {"ino": ip.i_ino, "deferred": True})
+        note_inode_cleanup(ip, True)
         yield from mp.inactivate(ip)
     memalloc_nofs_restore(nofs_flag)
 

@@ -344,6 +344,36 @@ def jbd2_journal_stop(handle: handle_t):
         yield from jbd2_log_wait_commit(journal, t.t_tid)
 
 
+def jbd2_journal_extend(handle: handle_t, nblocks: int) -> int:
+    """``jbd2_journal_extend``: add credits in place; 0 on success, 1 if the transaction cannot
+    take them (the caller restarts)."""
+    journal = handle.h_journal
+    t = handle.h_transaction
+    if t.t_state != T_RUNNING or \
+            t.t_outstanding_credits + nblocks > journal.j_max_transaction_buffers:
+        return 1
+    t.t_outstanding_credits += nblocks
+    handle.h_total_credits += nblocks
+    return 0
+
+
+def jbd2_journal_restart(handle: handle_t, nblocks: int):
+    """``jbd2__journal_restart``: leave the current transaction (asking for its commit) and start
+    again with ``nblocks`` credits in the next one — blocking like any ``start_this_handle``."""
+    journal = handle.h_journal
+    t = handle.h_transaction
+    t.t_outstanding_credits -= handle.h_total_credits
+    t.t_updates -= 1
+    if t.t_updates == 0:
+        wake_up(journal.j_wait_updates)
+    lock_map_release(journal.j_trans_commit_map)
+    if journal.config.nofs_scope:
+        memalloc_nofs_restore(handle.saved_alloc_context)
+    __jbd2_log_start_commit(journal, t.t_tid)
+    handle.h_total_credits = nblocks
+    yield from start_this_handle(journal, handle, GFP_NOFS)
+
+
 def journal_current_handle() -> handle_t | None:
     """``journal_current_handle``: the handle in ``current->journal_info``."""
     return current().journal_info

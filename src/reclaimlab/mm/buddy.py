@@ -75,15 +75,14 @@ class free_area:
                 return pfn
         return None
 
-    def take_free_block(self, pfn: int, order: int, want: int) -> int:
-        """Take the free block at ``pfn`` of ``order`` and split off the aligned ``want``-order
-        block that contains nothing but itself at its start (used by compaction's isolation)."""
+    def isolate_free_block(self, pfn: int) -> int:
+        """Take the free block headed at ``pfn`` off its free list (``__isolate_free_page``),
+        leaving it marked allocated at its order; ``free_one_page`` puts it back. Returns its
+        order."""
+        order = self.mem_map.order[pfn]
         self._del_free(pfn, order)
-        while order > want:
-            order -= 1
-            self._add_free(pfn + (1 << order), order)
-        self._mark_allocated(pfn, want)
-        return pfn
+        self._mark_allocated(pfn, order)
+        return order
 
     def _mark_allocated(self, pfn: int, order: int) -> None:
         mm = self.mem_map

@@ -26,7 +26,6 @@ PG_anon = 1 << 9        # folio_test_anon: owner is an mm_struct, index its slot
 PG_slab = 1 << 10
 PG_swapbacked = 1 << 11
 PG_private = 1 << 12
-PG_isolated = 1 << 13   # taken off the LRU by reclaim or compaction
 
 # enum lru_list
 LRU_INACTIVE_ANON = 0

@@ -13,12 +13,15 @@ constants below (assumptions of the same magnitude as the kernel's, documented p
 from __future__ import annotations
 
 import math
+import os
+import sys
 from dataclasses import dataclass, field
 
 from reclaimlab.sim import (
     JIFFY_NS, NSEC_PER_SEC, PF_MEMALLOC, PF_WQ_WORKER, LockdepMap, Mutex, Run, RwSemaphore,
     WaitQueue, cond_resched, current, lock_map_acquire, lock_map_release,
-    memalloc_noreclaim_restore, memalloc_noreclaim_save, schedule_timeout_uninterruptible,
+    memalloc_noreclaim_restore, memalloc_noreclaim_save, mutex_trylock, mutex_unlock,
+    schedule_timeout_uninterruptible,
 )
 
 from .buddy import MAX_PAGE_ORDER, free_area
@@ -103,6 +106,9 @@ class zone:
         self.watermark = [0, 0, 0]
         self.lowmem_reserve = 0
         self.compact_cached_migrate_pfn = 0
+        self.compact_considered = 0
+        self.compact_defer_shift = 0
+        self.compact_order_failed = MAX_PAGE_ORDER + 1
 
     @property
     def free_pages(self) -> int:
@@ -176,7 +182,8 @@ class pglist_data:
         self.oom_lock = Mutex("oom_lock")
         self.shrinker_rwsem = RwSemaphore("shrinker_rwsem")
         self.shrinker_list: list = []
-        # owners of blocks: address_space / mm_struct / kmem_cache by id (mem_map.owner)
+        # owners of blocks: address_space / mm_struct / kmem_cache by id (mem_map.owner);
+        # a raw block (plain alloc_pages) holds -pid of the task that allocated it.
         self.owners: dict[int, object] = {}
         self._next_owner_id = 1
         self.raw_pages_by_pid: dict[int, int] = {}
@@ -262,27 +269,28 @@ def get_page_from_freelist(pgdat: pglist_data, gfp: int, order: int,
 
 
 # ------------------------------------------------------------------------ warnings
-_ALLOCATOR_FRAMES = frozenset({
-    "alloc_pages", "__alloc_pages_noprof", "__alloc_pages_slowpath", "alloc_pages_bulk",
-    "__alloc_pages_direct_reclaim", "__alloc_pages_direct_compact", "__alloc_pages_may_oom",
-})
+_MM_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def alloc_call_site(task) -> str:
-    """The modelled function that called the allocator: innermost frame outside it."""
-    for name in reversed(task.stack()):
-        if name not in _ALLOCATOR_FRAMES:
-            return name
+def alloc_call_site() -> str:
+    """The allocating call site: the innermost modelled function outside ``mm/`` on the running
+    task's stack (``__getblk_slow``, ``ext4_mb_load_buddy_gfp`` ...)."""
+    f = sys._getframe(1)
+    while f is not None:
+        if os.path.dirname(os.path.abspath(f.f_code.co_filename)) != _MM_DIR:
+            return f.f_code.co_name
+        f = f.f_back
     return "?"
 
 
 def warn_on_once(pgdat: pglist_data, kind: str, gfp: int, order: int, message: str) -> None:
     """``WARN_ON_ONCE`` in the allocator, once per boot per (warning, call site).
 
-    The kernel's WARN_ON_ONCE is once per WARN site; we key it by the allocating caller too so
-    that distinct paths reaching the same check each show up once (one splat per path)."""
+    The kernel's WARN_ON_ONCE is once per WARN site; we key it by the allocating caller (the
+    innermost function outside mm/) too, so that distinct paths reaching the same check each
+    show up once."""
     task = current()
-    key = (kind, alloc_call_site(task))
+    key = (kind, alloc_call_site())
     if key in pgdat.warned:
         return
     pgdat.warned[key] = None
@@ -370,10 +378,29 @@ def account_alloc(pgdat: pglist_data, task, pfn: int | None, order: int, gfp: in
                                             "gfp": gfp_names(gfp)})
 
 
+def claim_block(pgdat: pglist_data, pfn: int, order: int, owner_id: int, index: int) -> None:
+    """Hand a freshly allocated block to an owner (page cache, mm, slab): the raw charge to the
+    allocating task moves to the owner's ``mem_map.owner`` id."""
+    mm = pgdat.mem_map
+    old = mm.owner[pfn]
+    if old < 0:
+        _uncharge_raw(pgdat, -old, order)
+    mm.owner[pfn] = owner_id
+    mm.index[pfn] = index
+
+
+def _uncharge_raw(pgdat: pglist_data, pid: int, order: int) -> None:
+    left = pgdat.raw_pages_by_pid.get(pid, 0) - (1 << order)
+    if left > 0:
+        pgdat.raw_pages_by_pid[pid] = left
+    else:
+        pgdat.raw_pages_by_pid.pop(pid, None)
+
+
 def alloc_pages_bulk(gfp: int, nr_pages: int, out: list[int]):
     """``alloc_pages_bulk_array``: up to ``nr_pages`` order-0 pages appended to ``out``, taken
-    while the low watermark holds at one fast-path cost; the first page that would need the slow
-    path goes through ``alloc_pages`` (as the kernel's fallback does) and the batch ends there.
+    while the low watermark holds at one fast-path cost; if not even one page can be taken that
+    way, a single ``alloc_pages`` (slow path included) is made, as the kernel's fallback does.
     Returns the number of pages added (0 only if that single allocation failed)."""
     task = current()
     sim = task.sim
@@ -398,16 +425,17 @@ def alloc_pages_bulk(gfp: int, nr_pages: int, out: list[int]):
     return got
 
 
-def free_pages(pfn: int, order: int = 0) -> None:
-    """``__free_pages``: return a block to the buddy. Pages freed while a reclaimer has a
-    ``reclaim_state`` (slab pages freed by shrinkers) count as reclaimed by it
-    (``mm_account_reclaimed_pages``)."""
+def free_pages(pfn: int, order: int = 0, pgdat: pglist_data | None = None) -> None:
+    """``__free_pages``: return a block to the buddy. Outside a task (a timer or IO completion
+    callback) pass ``pgdat``. Pages freed by a task in reclaim (slab pages freed by shrinkers)
+    count as reclaimed by it (``mm_account_reclaimed_pages`` via ``reclaim_state``)."""
     task = current()
-    pgdat = task.sim.pgdat if task is not None else None
     if pgdat is None:
-        raise RuntimeError("free_pages called outside a simulated task")
+        if task is None:
+            raise RuntimeError("free_pages outside a simulated task needs pgdat=")
+        pgdat = task.sim.pgdat
     __free_pages_ok(pgdat, pfn, order)
-    rs = getattr(task, "reclaim_state", None)
+    rs = getattr(task, "reclaim_state", None) if task is not None else None
     if rs is not None:
         rs.reclaimed += 1 << order
 
@@ -416,12 +444,7 @@ def __free_pages_ok(pgdat: pglist_data, pfn: int, order: int) -> None:
     """Free a block, uncharging its raw owner task if it has one."""
     owner = pgdat.mem_map.owner[pfn]
     if owner < 0:
-        pid = -owner
-        left = pgdat.raw_pages_by_pid.get(pid, 0) - (1 << order)
-        if left > 0:
-            pgdat.raw_pages_by_pid[pid] = left
-        else:
-            pgdat.raw_pages_by_pid.pop(pid, None)
+        _uncharge_raw(pgdat, -owner, order)
     pgdat.zone.free_area.free_one_page(pfn, order)
 
 
@@ -540,7 +563,7 @@ def __alloc_pages_slowpath(gfp: int, order: int):
             continue
         if progress > 0 and compaction.gfp_compaction_allowed(gfp) and order > 0:
             retry, compact_priority, compaction_retries = compaction.should_compact_retry(
-                order, compact_result, compact_priority, compaction_retries)
+                pgdat, order, compact_result, compact_priority, compaction_retries)
             if retry:
                 continue
         pfn, progress = yield from __alloc_pages_may_oom(pgdat, gfp, order)
@@ -598,11 +621,9 @@ def __alloc_pages_direct_reclaim(gfp: int, order: int, alloc_flags: int):
     yield from cond_resched()
     taken = fs_reclaim_acquire(gfp)
     noreclaim = memalloc_noreclaim_save()
-    try:
-        progress = yield from vmscan.try_to_free_pages(pgdat, gfp, order)
-    finally:
-        memalloc_noreclaim_restore(noreclaim)
-        fs_reclaim_release(taken)
+    progress = yield from vmscan.try_to_free_pages(pgdat, gfp, order)
+    memalloc_noreclaim_restore(noreclaim)
+    fs_reclaim_release(taken)
     stall = sim.now - start
     st = pgdat.stats
     st.direct_reclaim_count += 1
@@ -622,16 +643,15 @@ def __alloc_pages_direct_compact(gfp: int, order: int, alloc_flags: int, prio: i
         return None, compaction.COMPACT_SKIPPED
     pgdat = current().sim.pgdat
     noreclaim = memalloc_noreclaim_save()
-    try:
-        result = yield from compaction.try_to_compact_pages(pgdat, gfp, order, alloc_flags, prio)
-    finally:
-        memalloc_noreclaim_restore(noreclaim)
-    if result == compaction.COMPACT_SKIPPED:
+    result = yield from compaction.try_to_compact_pages(pgdat, gfp, order, alloc_flags, prio)
+    memalloc_noreclaim_restore(noreclaim)
+    if result in (compaction.COMPACT_SKIPPED, compaction.COMPACT_DEFERRED):
         return None, result
     pgdat.stats.compact_stall += 1
     pfn = get_page_from_freelist(pgdat, gfp, order, alloc_flags)
     if pfn is not None:
         pgdat.stats.compact_success += 1
+        compaction.compaction_defer_reset(pgdat.zone, order, True)
     return pfn, result
 
 
@@ -666,25 +686,20 @@ def __alloc_pages_may_oom(pgdat: pglist_data, gfp: int, order: int):
     if not mutex_trylock(pgdat.oom_lock):
         yield from schedule_timeout_uninterruptible(JIFFY_NS)
         return None, 1
-    try:
-        pfn = get_page_from_freelist(pgdat, gfp & ~__GFP_DIRECT_RECLAIM, order,
-                                     ALLOC_WMARK_HIGH | ALLOC_CPUSET)
-        if pfn is not None:
-            return pfn, 0
-        if order > PAGE_ALLOC_COSTLY_ORDER or gfp & __GFP_RETRY_MAYFAIL:
-            return None, 0
+    pfn, progress = None, 0
+    pfn = get_page_from_freelist(pgdat, gfp & ~__GFP_DIRECT_RECLAIM, order,
+                                 ALLOC_WMARK_HIGH | ALLOC_CPUSET)
+    if pfn is None and order <= PAGE_ALLOC_COSTLY_ORDER and not gfp & __GFP_RETRY_MAYFAIL:
         killed = oom_kill.out_of_memory(pgdat, gfp, order)
         if not killed and gfp & __GFP_NOFAIL:
             warn_on_once(pgdat, "nofail_oom", gfp, order,
                          "__GFP_NOFAIL allocation and the OOM killer made no progress")
         if killed or gfp & __GFP_NOFAIL:
-            pfn = None
+            progress = 1
             if gfp & __GFP_NOFAIL:
                 pfn = get_page_from_freelist(pgdat, gfp, order, ALLOC_NO_WATERMARKS)
-            return pfn, 1
-        return None, 0
-    finally:
-        mutex_unlock(pgdat.oom_lock)
+    mutex_unlock(pgdat.oom_lock)
+    return pfn, progress
 
 
 # Reclaim, compaction and the OOM killer call back into this module: imported last.

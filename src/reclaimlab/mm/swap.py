@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .mm_types import (
     LRU_ACTIVE_ANON, LRU_ACTIVE_FILE, LRU_INACTIVE_ANON, LRU_INACTIVE_FILE, PG_active, PG_anon,
-    PG_isolated, PG_lru, PG_reclaim, PG_referenced, PG_writeback,
+    PG_lru, PG_reclaim, PG_referenced, PG_writeback,
 )
 
 
@@ -70,7 +70,7 @@ def folio_activate(pgdat, pfn: int) -> None:
     """``folio_activate``: move an inactive LRU folio to the active list."""
     mm = pgdat.mem_map
     flags = mm.flags[pfn]
-    if flags & PG_lru and not flags & (PG_active | PG_isolated):
+    if flags & PG_lru and not flags & PG_active:
         lruvec_del_folio(pgdat, pfn)
         mm.flags[pfn] |= PG_active
         lruvec_add_folio(pgdat, pfn)
@@ -93,7 +93,7 @@ def folio_rotate_reclaimable(pgdat, pfn: int) -> None:
     ended moves to the tail of the inactive list, to be freed by the next scan."""
     mm = pgdat.mem_map
     flags = mm.flags[pfn]
-    if flags & PG_lru and not flags & (PG_isolated | PG_writeback):
+    if flags & PG_lru and not flags & PG_writeback:
         lruvec_del_folio(pgdat, pfn)
         mm.flags[pfn] &= ~(PG_active | PG_reclaim)
         lruvec_add_folio(pgdat, pfn, tail=True)
@@ -105,3 +105,14 @@ def lru_tail(pgdat, lru: int) -> int:
     head = mm.nr_pages + lru
     pfn = mm.lru_prev[head]
     return -1 if pfn == head else pfn
+
+
+def lru_replace(pgdat, old: int, new: int) -> None:
+    """Put folio ``new`` at ``old``'s place in its LRU list (migration)."""
+    mm = pgdat.mem_map
+    nxt, prv = mm.lru_next, mm.lru_prev
+    n, p = nxt[old], prv[old]
+    nxt[p] = new
+    prv[n] = new
+    nxt[new] = n
+    prv[new] = p

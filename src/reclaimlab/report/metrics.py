@@ -6,26 +6,25 @@
 - inode counters from ``inode_cleanup`` (in reclaim when the task has ``PF_MEMALLOC``),
   ``inode_deferred`` and ``inode_evicted``;
 - per-task time spent in uninterruptible waits (``block``/``wake`` in ``D``);
-- time series: free pages and watermarks of ``sim.pgdat.zone`` (sampled at mm events, when they
-  changed) and queue depths (``queue_depth`` events).
+- time series: free pages and watermarks of ``sim.pgdat.zone`` (sampled at mm events) and
+  queue depths (``queue_depth`` events), with at most one point per ``sample_ns`` of virtual
+  time — the lowest free-page count and the deepest queue in it — so that a run of tens of
+  millions of events keeps a plot-sized series.
 
 No timers: sampling at events never changes the schedule or the end time of a run.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from hdrh.histogram import HdrHistogram
 
-from reclaimlab.sim import NSEC_PER_SEC, PF_MEMALLOC
+from reclaimlab.check.splat import Detector
+from reclaimlab.sim import NSEC_PER_MSEC, NSEC_PER_SEC, PF_MEMALLOC
 
 # 1 ns .. ~2.8 h of virtual time, 3 significant digits
 _HIST_MAX_NS = 10_000 * NSEC_PER_SEC
-_MM_SAMPLE_KINDS = (
-    "alloc", "mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end",
-    "mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep", "mm_shrink_slab_end", "oom_kill",
-)
 CDF_PERCENTILES = (
     *range(0, 90, 2), *[90 + i / 2 for i in range(18)], 99.0, 99.5, 99.9, 99.99, 100.0,
 )
@@ -52,11 +51,33 @@ def zone_watermarks(zone: Any) -> tuple[int, int, int]:
     return int(wm[0]), int(wm[1]), int(wm[2])
 
 
-class Metrics:
+class Series:
+    """A step series keeping, per ``quantum_ns`` slot, one point: the extreme (``pick``) value
+    seen in the slot, at the slot's first sample time; a value equal to the last is dropped."""
+
+    def __init__(self, quantum_ns: int, pick: Callable[[int, int], int]) -> None:
+        self.quantum_ns = quantum_ns
+        self.pick = pick
+        self.points: list[tuple[int, int]] = []
+        self.slot = -1
+
+    def add(self, t: int, value: int) -> None:
+        points = self.points
+        slot = t // self.quantum_ns
+        if slot == self.slot:
+            t0, old = points[-1]
+            points[-1] = (t0, self.pick(old, value))
+        elif not points or points[-1][1] != value:
+            points.append((t, value))
+            self.slot = slot
+
+
+class Metrics(Detector):
     """Observer collecting the run's measurements."""
 
-    def __init__(self, sim: Any) -> None:
+    def __init__(self, sim: Any, sample_ns: int = NSEC_PER_MSEC) -> None:
         self.sim = sim
+        self.sample_ns = sample_ns
         self.alloc_hist = HdrHistogram(1, _HIST_MAX_NS, 3)
         self.alloc_count = 0
         self.alloc_max = 0
@@ -69,38 +90,62 @@ class Metrics:
         self.inodes_evicted = 0
         self.block_since: dict[int, int] = {}
         self.blocked: dict[int, dict[str, Any]] = {}
-        self.free_pages: list[tuple[int, int]] = []
+        self.free_series = Series(sample_ns, min)
         self.watermarks: list[tuple[int, int, int, int]] = []
-        self.queue_depth: dict[str, list[tuple[int, int]]] = {}
+        self.queue_series: dict[str, Series] = {}
 
-    def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
-        if kind == "block":
-            if info == "D":
-                self.block_since[task.pid] = self.sim.now
-        elif kind == "wake" or kind == "exit":
-            since = self.block_since.pop(task.pid, None)
-            if since is not None:
-                self.add_blocked(task, self.sim.now - since)
-        elif kind == "alloc":
-            self.record_alloc(int(info["ns"]))
-        elif kind == "mm_vmscan_direct_reclaim_begin":
-            self.dr_begin[task.pid] = self.sim.now
-        elif kind == "mm_vmscan_direct_reclaim_end":
-            begin = self.dr_begin.pop(task.pid, None)
-            if begin is not None:
-                self.direct_reclaim_ns.append(self.sim.now - begin)
-        elif kind == "inode_cleanup":
-            self.inodes_cleaned += 1
-            if task is not None and task.flags & PF_MEMALLOC:
-                self.inodes_cleaned_in_reclaim += 1
-        elif kind == "inode_deferred":
-            self.inodes_deferred += 1
-        elif kind == "inode_evicted":
-            self.inodes_evicted += 1
-        elif kind == "queue_depth":
-            self.queue_depth.setdefault(info["name"], []).append((self.sim.now, int(info["depth"])))
-        if kind in _MM_SAMPLE_KINDS:
-            self.sample_zone()
+    def handlers(self) -> dict[str, Callable[[Any, Any, Any], None]]:
+        return {"block": self.on_block, "wake": self.on_wake, "exit": self.on_wake,
+                "alloc": self.on_alloc,
+                "mm_vmscan_direct_reclaim_begin": self.on_direct_reclaim_begin,
+                "mm_vmscan_direct_reclaim_end": self.on_direct_reclaim_end,
+                "mm_vmscan_kswapd_wake": self.on_mm, "mm_vmscan_kswapd_sleep": self.on_mm,
+                "mm_shrink_slab_end": self.on_mm, "oom_kill": self.on_mm,
+                "inode_cleanup": self.on_inode_cleanup, "inode_deferred": self.on_inode_deferred,
+                "inode_evicted": self.on_inode_evicted, "queue_depth": self.on_queue_depth}
+
+    def on_block(self, task: Any, obj: Any, state: Any) -> None:
+        if state == "D":
+            self.block_since[task.pid] = self.sim.now
+
+    def on_wake(self, task: Any, obj: Any, info: Any) -> None:
+        since = self.block_since.pop(task.pid, None)
+        if since is not None:
+            self.add_blocked(task, self.sim.now - since)
+
+    def on_alloc(self, task: Any, obj: Any, info: Any) -> None:
+        self.record_alloc(int(info["ns"]))
+        self.sample_zone()
+
+    def on_direct_reclaim_begin(self, task: Any, obj: Any, info: Any) -> None:
+        self.dr_begin[task.pid] = self.sim.now
+        self.sample_zone()
+
+    def on_direct_reclaim_end(self, task: Any, obj: Any, info: Any) -> None:
+        begin = self.dr_begin.pop(task.pid, None)
+        if begin is not None:
+            self.direct_reclaim_ns.append(self.sim.now - begin)
+        self.sample_zone()
+
+    def on_mm(self, task: Any, obj: Any, info: Any) -> None:
+        self.sample_zone()
+
+    def on_inode_cleanup(self, task: Any, inode: Any, info: Any) -> None:
+        self.inodes_cleaned += 1
+        if task is not None and task.flags & PF_MEMALLOC:
+            self.inodes_cleaned_in_reclaim += 1
+
+    def on_inode_deferred(self, task: Any, inode: Any, info: Any) -> None:
+        self.inodes_deferred += 1
+
+    def on_inode_evicted(self, task: Any, inode: Any, info: Any) -> None:
+        self.inodes_evicted += 1
+
+    def on_queue_depth(self, task: Any, obj: Any, info: Any) -> None:
+        series = self.queue_series.get(info["name"])
+        if series is None:
+            series = self.queue_series[info["name"]] = Series(self.sample_ns, max)
+        series.add(self.sim.now, int(info["depth"]))
 
     def record_alloc(self, ns: int) -> None:
         self.alloc_count += 1
@@ -126,14 +171,22 @@ class Metrics:
         if pgdat is None:
             return
         now = self.sim.now
-        free = int(pgdat.zone.free_pages)
-        if not self.free_pages or self.free_pages[-1][1] != free:
-            self.free_pages.append((now, free))
+        self.free_series.add(now, int(pgdat.zone.free_pages))
         wm = zone_watermarks(pgdat.zone)
         if not self.watermarks or self.watermarks[-1][1:] != wm:
             self.watermarks.append((now, *wm))
 
     # ------------------------------------------------------------------ summaries
+    @property
+    def free_pages(self) -> list[tuple[int, int]]:
+        """``(time, free pages)`` points."""
+        return self.free_series.points
+
+    @property
+    def queue_depth(self) -> dict[str, list[tuple[int, int]]]:
+        """Queue name -> ``(time, depth)`` points."""
+        return {name: s.points for name, s in self.queue_series.items()}
+
     def finish(self) -> None:
         """Count waits still in progress at the end of the run."""
         for pid, since in list(self.block_since.items()):

@@ -62,7 +62,7 @@ def load_scenario(source: str, overrides: Sequence[str] = ()) -> LoadedScenario:
     except (OSError, UnicodeDecodeError) as e:
         raise ScenarioError(label, f"cannot read the file ({e})") from None
     raw = parse_toml(text, label)
-    touched = apply_overrides(raw, overrides, label)
+    touched = apply_overrides(raw, overrides)
     scenario = validate(raw, label, key_lines(text), touched)
     return LoadedScenario(name, label, scenario, list(overrides))
 
@@ -96,8 +96,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return parts, parsed
 
 
-def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], label: str
-                    ) -> dict[tuple, str]:
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[tuple, str]:
     """Apply each override in order; return {resolved key path: the --set text}."""
     touched: dict[tuple, str] = {}
     for item in overrides:

@@ -95,10 +95,17 @@ class LocalExecutor:
         while todo or suspects or inflight:
             if suspects and not inflight:
                 alone = suspects.popleft()
-                inflight[self.pool.submit(execute_run, alone, runner)] = alone
+                if not self._submit(inflight, alone, runner):
+                    suspects.appendleft(alone)
+                    alone = None
             while not suspects and alone is None and todo and len(inflight) < 2 * self.workers:
                 run = todo.popleft()
-                inflight[self.pool.submit(execute_run, run, runner)] = run
+                if not self._submit(inflight, run, runner):
+                    todo.appendleft(run)
+                    break
+            if not inflight:  # broken before anything was submitted
+                self._restart_pool()
+                continue
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             lost = []
             for fut in done:
@@ -119,6 +126,14 @@ class LocalExecutor:
                     alone = None
                 else:
                     suspects.extend(lost)
+
+    def _submit(self, inflight: dict[Future, RunSpec], run: RunSpec, runner: Runner) -> bool:
+        """Queue one run; False when the pool has just broken (the caller keeps the run)."""
+        try:
+            inflight[self.pool.submit(execute_run, run, runner)] = run
+        except BrokenProcessPool:
+            return False
+        return True
 
     def _restart_pool(self) -> None:
         """A worker died (killed, crashed): the pool is unusable, start a fresh one."""

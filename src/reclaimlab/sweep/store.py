@@ -16,6 +16,9 @@ duplicates none:
   deletes the journal. A journal found at open time is the authoritative state of an
   interrupted sweep; without one, the rows of an existing ``OUT.parquet`` seed a new journal.
 
+Ctrl-C or SIGTERM arriving during a commit or the compaction takes effect right after it, so
+neither is ever half done (DuckDB would otherwise abort the statement with "Query interrupted").
+
 The schema grows as new result fields appear; a column whose values outgrow its type (an
 integer column that receives a float) is widened, never truncated.
 """
@@ -24,6 +27,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +108,24 @@ def _duckdb():
     return duckdb
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block is done, then deliver them to their handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+           for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in caught[:1]:
+            signal.raise_signal(sig)
+
+
 class DuckDBStore:
     """Rows in table ``runs`` of a DuckDB file, one transaction per row."""
 
@@ -141,6 +166,10 @@ class DuckDBStore:
 
     def add(self, row: dict[str, Any]) -> bool:
         """Commit one row; False (and nothing written) if its key is already stored."""
+        with signals_deferred():
+            return self._add(row)
+
+    def _add(self, row: dict[str, Any]) -> bool:
         self.con.execute("BEGIN TRANSACTION")
         try:
             if not self.columns:
@@ -209,6 +238,10 @@ class ParquetStore:
 
     def close(self) -> None:
         """Compact the journal into the Parquet file (write, fsync, rename), then drop it."""
+        with signals_deferred():
+            self._compact()
+
+    def _compact(self) -> None:
         if not self.db.columns:  # nothing was ever stored
             self.db.close()
             _remove(self.journal, Path(f"{self.journal}.wal"))

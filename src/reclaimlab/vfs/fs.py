@@ -37,6 +37,9 @@ I_DIRTY_ALL = I_DIRTY | I_DIRTY_TIME
 # Simulator-only: set when the inode object was freed, so any later use is reported.
 INODE_FREED_MARK = 1 << 30
 
+# ---------------------------------------------------------------- inode->i_flags (fs.h)
+S_DEAD = 1 << 4  # removed directory: no lookups or creations in it
+
 # ---------------------------------------------------------------- i_mode (stat.h)
 S_IFMT = 0o170000
 S_IFDIR = 0o040000
@@ -195,7 +198,7 @@ class Inode:
 
     __slots__ = ("i_ino", "i_sb", "i_mode", "i_nlink", "i_count", "i_obj_count", "i_state",
                  "i_size", "i_blocks", "i_op", "i_fop", "i_aops", "i_data", "i_rwsem",
-                 "i_private", "i_slab", "dirtied_when")
+                 "i_private", "i_slab", "dirtied_when", "i_flags")
 
     def __init__(self) -> None:
         self.i_ino = 0
@@ -215,6 +218,7 @@ class Inode:
         self.i_private: Any = None
         self.i_slab: Any = None
         self.dirtied_when = 0
+        self.i_flags = 0
 
     @property
     def i_mapping(self) -> Any:

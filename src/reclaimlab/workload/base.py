@@ -11,11 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generator
 
-from reclaimlab.sim import NSEC_PER_MSEC, NSEC_PER_SEC, Run, current
+from reclaimlab.sim import NSEC_PER_MSEC, NSEC_PER_SEC, current
 from reclaimlab.vfs.errors import KernelError
-
-# CPU cost of entering and leaving the kernel for one system call (simplified: constant).
-SYSCALL_NS = 300
 
 
 @dataclass
@@ -73,8 +70,8 @@ def syscall(ctx: Context, gen: Generator, nbytes: int = 0, count: bool = True,
             ignore: tuple[str, ...] = ()) -> Generator[Any, Any, Any]:
     """Enter the kernel for one system call and return its result; on a ``KernelError``
     count the errno (unless it is one of ``ignore``, e.g. EEXIST for ``mkdir -p``) and
-    return None. ``count=False`` keeps set-up calls out of the group's op counters."""
-    yield Run(SYSCALL_NS)
+    return None. ``count=False`` keeps set-up calls out of the group's op counters. (The
+    system call itself charges the entry/exit CPU cost.)"""
     try:
         result = yield from gen
     except KernelError as e:

@@ -22,11 +22,13 @@ def task_dir(root: str, ctx: Context) -> str:
 
 
 def mkdir_p(ctx: Context, path: str) -> Generator:
-    """``mkdir -p``: create each missing component (set-up, not counted)."""
+    """``mkdir -p``: stat each component, create the missing ones (set-up, not counted)."""
     parts = [p for p in path.split("/") if p]
     for i in range(1, len(parts) + 1):
-        yield from syscall(ctx, sys.sys_mkdir("/" + "/".join(parts[:i])), count=False,
-                           ignore=("EEXIST",))
+        prefix = "/" + "/".join(parts[:i])
+        if (yield from syscall(ctx, sys.sys_stat(prefix), count=False, ignore=("ENOENT",))):
+            continue
+        yield from syscall(ctx, sys.sys_mkdir(prefix), count=False, ignore=("EEXIST",))
 
 
 def write_file(ctx: Context, path: str, nbytes: int, fsync: bool = False,

@@ -1,10 +1,10 @@
 """Memory consumers: an anonymous-memory hog and bursts of kernel allocations.
 
-Anonymous memory is modelled as pages taken from the page allocator and held (no swap device
-is modelled, so they are unreclaimable, as anonymous memory is with swap off), faulted in with
-``alloc_pages_bulk`` one step at a time: what matters to reclaim is that they leave the zone
-near its watermarks. Touching held pages costs CPU only (no anonymous LRU to age). The program
-frees everything it holds when it stops or is OOM-killed (``exit_mmap``).
+The hog faults anonymous memory in through mm's model (``do_anonymous_page``: anon folios on
+the anon LRU, swappable only when ``machine.swap_mb`` > 0), touches it (``mm_touch``: the
+accessed bits reclaim reads) and frees it with ``exit_mmap`` when it stops; the OOM killer
+frees it itself. ``large_alloc`` takes blocks straight from the page allocator and gives them
+back after ``hold_ms``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from __future__ import annotations
 from typing import Generator
 
 from reclaimlab.mm import gfp as gfp_flags
-from reclaimlab.mm.page_alloc import alloc_pages, alloc_pages_bulk, free_pages
+from reclaimlab.mm.anon import do_anonymous_page, exit_mmap, get_task_mm, mm_touch
+from reclaimlab.mm.page_alloc import alloc_pages, free_pages
 from reclaimlab.sim import Run, current
 from reclaimlab.workload.base import Context, ms, pace
 from reclaimlab.workload.specs import AnonHog, LargeAlloc, parse_gfp_names
 
-# CPU time to fault in and zero one base page (clear_page, ~1 us for 4 KiB).
-FAULT_NS_PER_PAGE = 1_000
-# CPU time to touch an already-present page (a cache-missing load per page).
+# CPU time to touch an already-present page (a cache-missing load per page, assumption).
 TOUCH_NS_PER_PAGE = 100
 
 
@@ -31,64 +30,50 @@ def resolve_gfp(text: str) -> int:
     return value
 
 
-def page_size() -> int:
-    return current().sim.pgdat.page_size
-
-
 def anon_hog(spec: AnonHog, ctx: Context) -> Generator:
     """Fault in ``target_mb`` of anonymous memory, ``step_kb`` at a time, at ``rate_mb_s``;
-    touch it every ``touch_interval_ms`` while holding; after ``hold_ms`` (if set) free it all
-    and start over."""
+    touch it every ``touch_interval_ms`` while holding; after ``hold_ms`` (if set) unmap it
+    all and start over; unmap everything at the end."""
+    task = current()
+    mm = get_task_mm(task)
     gfp = resolve_gfp(spec.gfp)
-    pages_per_step = max(1, spec.step_kb * 1024 // page_size())
-    target = spec.target_mb * 1024 * 1024 // page_size()
-    held: list[int] = []
+    page_size = task.sim.pgdat.page_size
+    step = max(1, spec.step_kb * 1024 // page_size)
+    target = spec.target_mb * 2**20 // page_size
     while ctx.running():
-        yield from _fault_in(spec, ctx, gfp, pages_per_step, target, held)
-        yield from _hold(spec, ctx, held)
-        if spec.hold_ms:
-            _exit_mmap(held)
-    _exit_mmap(held)
-    if current().oom_killed:
-        ctx.stats.oom_killed += 1
-
-
-def _fault_in(spec: AnonHog, ctx: Context, gfp: int, step: int, target: int,
-              held: list[int]) -> Generator:
-    started = current().sim.now
-    bytes_per_page = page_size()
-    while len(held) < target and ctx.running():
-        want = min(step, target - len(held))
-        while want and ctx.running():
-            got = yield from alloc_pages_bulk(gfp, want, held)
-            if got == 0:
+        started = task.sim.now
+        while mm.rss < target and ctx.running():
+            got = yield from do_anonymous_page(mm, min(step, target - mm.rss), gfp)
+            if not got:
                 ctx.stats.error("ENOMEM")
-                return
-            want -= got
-            yield Run(FAULT_NS_PER_PAGE * got)
-            ctx.stats.op(current().sim.now, got * bytes_per_page)
-        yield from pace(ctx, started, len(held) * bytes_per_page / 2**20, spec.rate_mb_s)
+                break
+            ctx.stats.op(task.sim.now, got * page_size)
+            yield from pace(ctx, started, mm.rss * page_size / 2**20, spec.rate_mb_s)
+        yield from hold(spec, ctx, mm)
+        if spec.hold_ms:
+            exit_mmap(mm)
+    if task.oom_killed:
+        ctx.stats.oom_killed += 1
+    exit_mmap(mm)
 
 
-def _hold(spec: AnonHog, ctx: Context, held: list[int]) -> Generator:
+def hold(spec: AnonHog, ctx: Context, mm) -> Generator:
+    """Keep the memory for ``hold_ms`` (0: to the end), touching all of it every
+    ``touch_interval_ms`` if ``touch`` (what keeps it hot when swap exists)."""
     sim = current().sim
-    until = sim.now + ms(spec.hold_ms) if spec.hold_ms else ctx.stop_ns
+    until = min(sim.now + ms(spec.hold_ms), ctx.stop_ns) if spec.hold_ms else ctx.stop_ns
     while ctx.running() and sim.now < until:
-        if spec.touch != "none" and held:
-            yield Run(TOUCH_NS_PER_PAGE * len(held))
-        yield max(1, min(ms(spec.touch_interval_ms), until - sim.now, ctx.stop_ns - sim.now))
-
-
-def _exit_mmap(held: list[int]) -> None:
-    while held:
-        free_pages(held.pop(), 0)
+        if spec.touch and mm.rss:
+            mm_touch(mm)
+            yield Run(TOUCH_NS_PER_PAGE * mm.rss)
+        yield max(1, min(ms(spec.touch_interval_ms), until - sim.now))
 
 
 def large_alloc(spec: LargeAlloc, ctx: Context) -> Generator:
     """Every ``interval_ms``: allocate ``burst`` blocks of ``order`` (vmalloc-like order-0
     bursts, or high-order blocks), hold them ``hold_ms``, free them."""
     gfp = resolve_gfp(spec.gfp)
-    nbytes = page_size() << spec.order
+    nbytes = current().sim.pgdat.page_size << spec.order
     while ctx.running():
         held: list[int] = []
         for _ in range(spec.burst):

@@ -58,7 +58,7 @@ class AnonHog(WorkloadBase):
     target_mb: int = Field(ge=1)
     step_kb: int = Field(256, ge=4)
     rate_mb_s: float = Field(0.0, ge=0)
-    touch: Literal["none", "sequential", "random"] = "none"
+    touch: bool = False
     touch_interval_ms: float = Field(100.0, gt=0)
     hold_ms: float = Field(0.0, ge=0)
     gfp: str = "GFP_HIGHUSER_MOVABLE"

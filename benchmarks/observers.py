@@ -1,0 +1,107 @@
+"""Cost of the observers: the same run with nothing attached, with every detector and the
+metrics, and with those plus the Perfetto tracer.
+
+    python benchmarks/observers.py [--tasks 8] [--iterations 2000] [--repeat 3] [--json]
+    python benchmarks/observers.py --scenario overlay-unlink [--design sync] [--set K=V]...
+
+Without ``--scenario`` the workload is a synthetic one built directly on the runtime
+(tests/report/model.py): almost no model code runs between events, so it is the worst case for
+observers. With ``--scenario`` a built-in scenario runs through the machine builder, observers
+detached for the ``none`` configuration. The acceptance bound (issue 5): with all detectors and
+the tracer attached a run is at most 2× slower than with none. Each configuration runs
+``--repeat`` times; the best wall time counts; digests must not depend on the observers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from reclaimlab.report import attach_observers, finish_run  # noqa: E402
+from reclaimlab.sim import Simulation  # noqa: E402
+from tests.report.model import synthetic_workload  # noqa: E402
+
+
+def scenario_run(config: str, name: str, design: str, seed: int,
+                 overrides: list[str]) -> tuple[float, int, str]:
+    """One built-in scenario through the machine builder, with ``config``'s observers."""
+    from reclaimlab.report import PerfettoTracer
+    from reclaimlab.scenario import load_scenario
+    from reclaimlab.scenario import machine as m
+
+    built = m.build_machine(load_scenario(name, overrides).scenario, design, seed)
+    sim = built.sim
+    if config == "none":
+        for obs in list(sim.observers):
+            sim.remove_observer(obs)
+    elif config == "all+trace":
+        sim.add_observer(PerfettoTracer(sim, built.checks))
+    t0 = time.perf_counter()
+    m.run_machine(built)
+    return time.perf_counter() - t0, sim.events, sim.digest()
+
+
+def one_run(config: str, tasks: int, iterations: int) -> tuple[float, int, str]:
+    sim = Simulation(seed=1, ncpus=4)
+    synthetic_workload(sim, tasks, iterations)
+    t0 = time.perf_counter()
+    obs = None
+    if config != "none":
+        obs = attach_observers(sim, trace=config == "all+trace")
+    sim.run()
+    if obs is not None:
+        finish_run(sim, obs, "synthetic", "inodegc", 1, 0.0)
+        if obs.tracer is not None:
+            with tempfile.TemporaryDirectory() as d:
+                obs.tracer.write(os.path.join(d, "trace.json"))
+    return time.perf_counter() - t0, sim.events, sim.digest()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=8)
+    ap.add_argument("--iterations", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--scenario", help="a built-in scenario instead of the synthetic workload")
+    ap.add_argument("--design", default="sync")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    rows = {}
+    digests = set()
+    for config in ("none", "detectors+metrics", "all+trace"):
+        best, events = float("inf"), 0
+        for _ in range(args.repeat):
+            if args.scenario:
+                wall, events, digest = scenario_run(config, args.scenario, args.design,
+                                                    args.seed, args.set)
+            else:
+                wall, events, digest = one_run(config, args.tasks, args.iterations)
+            best = min(best, wall)
+            digests.add(digest)
+        rows[config] = {"wall_s": best, "events": events, "events_per_s": events / best}
+    base = rows["none"]["wall_s"]
+    for row in rows.values():
+        row["slowdown"] = row["wall_s"] / base
+    out = {"python": sys.version.split()[0], "workload": args.scenario or "synthetic",
+           "configs": rows,
+           "same_digest": len(digests) == 1, "within_2x": rows["all+trace"]["slowdown"] <= 2.0}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    for name, row in rows.items():
+        print(f"{name:<20} {row['wall_s']:8.3f} s  {row['events_per_s']:>12,.0f} events/s  "
+              f"×{row['slowdown']:.2f}")
+    print(f"same digest with and without observers: {out['same_digest']}; "
+          f"all+trace within 2×: {out['within_2x']}")
+
+
+if __name__ == "__main__":
+    main()

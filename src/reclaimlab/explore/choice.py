@@ -1,0 +1,175 @@
+"""One ``choose()`` for every nondeterministic decision of a run.
+
+A run of the simulator is deterministic given its seed, except where the runtime asks its policy
+(docs/internals.md §1): which of several tasks ready at the same instant runs next
+(``policy.choose``), and, in abstract-time mode, which pending timed event — a sleep's end, a CPU
+burst's end, a device completion, a delayed work's timer, a wait's timeout — fires next
+(``policy.choose_timer``). ``ChoicePolicy`` implements both hooks through one ``pick`` and records
+every answer, so a run is fully described by (scenario, design, seed, choice list) and replaying
+the list reproduces it exactly. Index 0 is always the runtime's default (FIFO for tasks, earliest
+for timers): a choice list is a list of deviations from the plain run, and a list of zeros, or an
+empty list, is the plain run itself.
+
+After the given ``prefix`` is used up, choices come from ``chooser`` (the strategy) or default to
+0. A prefix entry that is out of range (the run diverged, as happens while shrinking) also
+defaults to 0; the recorded list holds what was actually chosen.
+
+Abstract time has a gap in the runtime which ``AbstractTime`` closes from outside: the event loop
+lets a sleeping or computing task continue at once, without a choice, when its own wake-up is the
+earliest pending event; that hides exactly the reorderings abstract time is meant to show. The
+runtime skips the shortcut whenever the heap's first entry is not later than the wake-up, so a
+cancelled sentinel timer kept right behind the next real event disables it (the runtime should
+skip the shortcut itself when the policy has ``choose_timer``; then this class can go).
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any, Callable, Sequence
+
+from reclaimlab.sim import Simulation, Task, Timer
+
+TASK = "task"
+TIMER = "timer"
+
+#: ``chooser(policy, sim, kind, options) -> index``: the strategy's decision after the prefix.
+Chooser = Callable[["ChoicePolicy", Simulation, str, list], int]
+
+
+def option_label(option: Any) -> str:
+    """Who a choice option stands for: a task, or a timed event (a heap entry)."""
+    if isinstance(option, Task):
+        return f"{option.comm}:{option.pid}"
+    target = option[2]
+    if isinstance(target, Task):
+        return f"{target.comm}:{target.pid}"
+    fn = target.fn
+    return getattr(fn, "__qualname__", repr(fn))
+
+
+def option_owner(option: Any) -> Task | None:
+    """The task an option runs (a ready task, a task's timed wake-up), None for a callback."""
+    if isinstance(option, Task):
+        return option
+    target = option[2]
+    return target if isinstance(target, Task) else None
+
+
+class ChoicePolicy:
+    """The runtime policy of one exploration run: replays ``prefix``, then asks ``chooser``.
+
+    ``choices[i]`` is the index chosen at the i-th choice point among ``arities[i]`` options
+    (``kinds[i]`` is ``"task"`` or ``"timer"``). ``ignore_timer(timer)`` names callback timers
+    that are not part of the model (a detector's watchdog): they fire in time order and never make
+    a choice point. ``abstract_time=False`` leaves timed events in time order (only same-instant
+    task order is chosen).
+    """
+
+    def __init__(self, prefix: Sequence[int] = (), chooser: Chooser | None = None,
+                 abstract_time: bool = True,
+                 ignore_timer: Callable[[Any], bool] | None = None) -> None:
+        self.prefix = list(prefix)
+        self.chooser = chooser
+        self.abstract_time = abstract_time
+        self.ignore_timer = ignore_timer
+        self.choices: list[int] = []
+        self.arities: list[int] = []
+        self.kinds: list[str] = []
+        self.labels: list[tuple[float, str, str]] = []  # (time, chosen, kind) of non-default picks
+        self.cut = False
+        self.on_cut: Callable[[], None] | None = None
+        if not abstract_time:
+            self.choose_timer = None  # the runtime looks the hook up with getattr
+
+    def attach(self, sim: Simulation) -> None:
+        """Install the policy on ``sim`` (before ``sim.run``)."""
+        sim.policy = self
+        if self.abstract_time:
+            AbstractTime(sim)
+
+    def cut_here(self, sim: Simulation) -> None:
+        """End the run early: the explorer has seen the rest (the run result is partial).
+
+        ``on_cut`` lets the run factory note how far its detectors had got; a factory that
+        resumes the simulation after the stop (a shutdown phase) is stopped again at its next
+        choice point.
+        """
+        self.cut = True
+        if self.on_cut is not None:
+            self.on_cut()
+        sim.stop()
+
+    # ---------------------------------------------------------------- runtime hooks
+    def choose(self, sim: Simulation, candidates: list[Task]) -> int:
+        """``policy.choose``: which ready task runs next."""
+        return self.pick(sim, TASK, candidates)
+
+    def choose_timer(self, sim: Simulation, live: list[tuple]) -> int:
+        """``policy.choose_timer``: which pending timed event fires next."""
+        ignore = self.ignore_timer
+        if ignore is None:
+            return self.pick(sim, TIMER, live)
+        if live[0][4] is None and ignore(live[0][2]):
+            return 0  # a watchdog due first fires on time
+        index = [i for i, e in enumerate(live) if e[4] is not None or not ignore(e[2])]
+        if len(index) < 2:
+            return 0
+        return index[self.pick(sim, TIMER, [live[i] for i in index])]
+
+    # ---------------------------------------------------------------- the one choose()
+    def pick(self, sim: Simulation, kind: str, options: list) -> int:
+        """Every nondeterministic decision: the prefix's entry, else the strategy's, else 0."""
+        if self.cut:
+            sim.stop()
+            return 0
+        n = len(options)
+        i = len(self.choices)
+        if i < len(self.prefix):
+            c = self.prefix[i]
+            if not 0 <= c < n:
+                c = 0
+        elif self.chooser is not None:
+            c = self.chooser(self, sim, kind, options)
+        else:
+            c = 0
+        self.choices.append(c)
+        self.arities.append(n)
+        self.kinds.append(kind)
+        if c:
+            self.labels.append((sim.now, option_label(options[c]), kind))
+        return c
+
+
+def _noop(_arg: Any) -> None:
+    pass
+
+
+class AbstractTime:
+    """Keeps a cancelled sentinel right behind the next timed event (see the module docstring).
+
+    Installed as the simulation's ``_choose_timer``, which the run loop calls before it pops a
+    timed event: the sentinel is taken out, the policy chooses, and the sentinel goes back just
+    behind the event about to fire, so it is the heap's first entry while the woken task runs.
+    A cancelled timer is ignored by the loop, by ``_live_timers`` and by the deadlock detector.
+    """
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.base = sim._choose_timer
+        timer = Timer(_noop, None, sim.now)
+        timer.cancel()
+        self.entry: tuple = (sim.now, float("-inf"), timer, None, None)
+        heapq.heappush(sim._heap, self.entry)  # the smallest key: the heap's first entry
+        sim._choose_timer = self
+
+    def __call__(self, choose_timer: Callable) -> None:
+        heap = self.sim._heap
+        heap.remove(self.entry)
+        if not heap:  # nothing real left: let the loop pop the sentinel and finish
+            heap.append(self.entry)
+            return
+        heapq.heapify(heap)
+        self.base(choose_timer)
+        first = heap[0]
+        self.entry = (first[0], first[1] + 0.5, self.entry[2], None, None)
+        heapq.heappush(heap, self.entry)

@@ -1,0 +1,72 @@
+"""Counterexample shrinking: fewer choices, fewer deviations, Hypothesis-style.
+
+A counterexample is a choice list; smaller means fewer non-default choices (fewer preemptions),
+then a shorter list, then smaller values (shortlex, as Hypothesis orders its choice sequences).
+Candidates zero a choice, delete one (the later ones then answer earlier choice points), or lower
+one; a candidate is kept when its run violates the same property again, and what is kept is the
+list that run actually recorded, trailing defaults stripped. Runs are cheap but not free, so the
+number of runs is bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from .choice import ChoicePolicy
+from .target import Outcome, Target, stop_kinds
+
+
+def normalize(choices: list[int]) -> list[int]:
+    """Drop trailing defaults: replay takes the default after the list anyway."""
+    end = len(choices)
+    while end and choices[end - 1] == 0:
+        end -= 1
+    return choices[:end]
+
+
+def sort_key(choices: list[int]) -> tuple:
+    return (sum(1 for c in choices if c), len(choices), tuple(choices))
+
+
+def candidates(choices: list[int]) -> Iterator[list[int]]:
+    """Smaller neighbours of ``choices``, the most promising first."""
+    nonzero = [i for i, c in enumerate(choices) if c]
+    for i in reversed(nonzero):
+        yield choices[:i] + [0] + choices[i + 1:]
+    for i in range(len(choices)):
+        yield choices[:i] + choices[i + 1:]
+    for i in nonzero:
+        if choices[i] > 1:
+            yield choices[:i] + [choices[i] - 1] + choices[i + 1:]
+
+
+def run_choices(target: Target, choices: list[int], prop: str,
+                abstract_time: bool = True) -> Outcome:
+    """One run replaying ``choices`` then defaults, stopping at a finding of ``prop``."""
+    return target.run(ChoicePolicy(prefix=choices, abstract_time=abstract_time),
+                      stop_kinds((prop,)))
+
+
+def shrink(target: Target, choices: list[int], prop: str, abstract_time: bool = True,
+           max_runs: int = 300) -> tuple[list[int], Outcome, int]:
+    """The smallest choice list found that still violates ``prop``, its outcome, runs spent."""
+    best_outcome = run_choices(target, choices, prop, abstract_time)
+    runs = 1
+    if not best_outcome.violations([prop]):
+        raise ValueError(f"the choice list does not reproduce a {prop} violation")
+    best = normalize(best_outcome.policy.choices)
+    improved = True
+    while improved and runs < max_runs:
+        improved = False
+        for cand in candidates(best):
+            if sort_key(normalize(cand)) >= sort_key(best):
+                continue
+            outcome = run_choices(target, cand, prop, abstract_time)
+            runs += 1
+            got = normalize(outcome.policy.choices)
+            if outcome.violations([prop]) and sort_key(got) < sort_key(best):
+                best, best_outcome, improved = got, outcome, True
+                break
+            if runs >= max_runs:
+                break
+    return best, best_outcome, runs

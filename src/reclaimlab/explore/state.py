@@ -1,0 +1,94 @@
+"""The canonical state of a simulation at a choice point, hashed, so revisits can be cut.
+
+Two runs that reach equal canonical states at a choice point have the same futures, provided the
+state says everything the future depends on. What it holds:
+
+- the virtual time;
+- per task, in pid order: comm, state (``R``/``D``/``S``/``I``/``X``), flags, its kernel stack as
+  (function, bytecode offset, plain locals) per frame — the offset tells two yields of the same
+  function apart, the locals (ints, strings, bools, floats, None) a loop's progress — what it
+  waits on, by name, and the locks it holds, by name (so lock owners by comm);
+- the order of the ready list, and every pending timed event as (delay from now, whom it wakes);
+- whatever subsystems add through ``sim.state_fingerprint``: a callable returning a hashable
+  value, or a list of such callables (page counts, inode states, queue lengths…).
+
+State kept elsewhere in model objects (not in a task's locals, not in a fingerprint hook) is
+invisible, so two states that differ only there are taken as equal and one of them is cut: the
+pruning is sound only for models whose state is covered. The lockdep dependency graph, which
+accumulates over the run, is not part of the state either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reclaimlab.sim import Simulation
+
+from .choice import option_label
+
+_PLAIN = (int, str, bool, float, type(None))
+
+
+def _name(obj: Any) -> Any:
+    if obj is None:
+        return None
+    return getattr(obj, "name", None) or type(obj).__name__
+
+
+def _frames(gen: Any) -> tuple:
+    """(function, offset, plain locals) of each frame of a task's generator chain."""
+    out = []
+    while gen is not None and hasattr(gen, "gi_code"):
+        frame = gen.gi_frame
+        if frame is None:
+            break
+        plain = tuple((k, v) for k, v in frame.f_locals.items() if isinstance(v, _PLAIN))
+        out.append((gen.gi_code.co_name, frame.f_lasti, plain))
+        gen = gen.gi_yieldfrom
+    return tuple(out)
+
+
+def object_summary(obj: Any) -> tuple:
+    """A model object's plain fields, and the length of its containers (lists, dicts, queues):
+    a cheap fingerprint for objects that do not expose one of their own."""
+    names = list(getattr(obj, "__dict__", {}))
+    for cls in type(obj).__mro__:
+        names += [n for n in getattr(cls, "__slots__", ()) if n not in names]
+    out = []
+    for n in names:
+        v = getattr(obj, n, None)
+        if isinstance(v, _PLAIN):
+            out.append((n, v))
+        elif hasattr(v, "__len__") and not isinstance(v, (bytes, bytearray, memoryview)):
+            try:
+                out.append((n, len(v)))
+            except TypeError:
+                pass
+    return tuple(out)
+
+
+def _hooks(sim: Simulation) -> tuple:
+    hook = getattr(sim, "state_fingerprint", None)
+    if hook is None:
+        return ()
+    if callable(hook):
+        return (hook(),)
+    return tuple(fn() for fn in hook)
+
+
+def canonical_state(sim: Simulation) -> tuple:
+    """The canonical state of ``sim`` as a hashable tuple (see the module docstring)."""
+    now = sim.now
+    tasks = tuple(
+        (t.comm, t.state) if t.gen is None else
+        (t.comm, t.state, t.flags, _frames(t.gen), _name(t.blocked_on),
+         tuple(_name(lk) for lk in t.held_locks))
+        for t in sim.tasks.values())
+    ready = tuple(t.pid for t, _ in sim._ready)
+    timers = tuple((e[0] - now, option_label(e)) for e in sim._live_timers())
+    return (now, tasks, ready, timers, _hooks(sim))
+
+
+def state_hash(sim: Simulation) -> int:
+    """Hash of ``canonical_state`` (64 bits; stable within one process)."""
+    return hash(canonical_state(sim))

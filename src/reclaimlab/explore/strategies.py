@@ -1,0 +1,358 @@
+"""Exploration strategies and the loop that drives them.
+
+A strategy hands out one ``ChoicePolicy`` per schedule (``next_policy``) and learns from each
+outcome (``record``); ``explore`` runs schedules until a selected property is violated, the
+strategy has nothing left (``complete``) or the budget of schedules is spent.
+
+- ``random``: every choice uniformly at random (``random.Random(seed)``, never ``sim.rng``).
+- ``pct``: probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010): random distinct
+  priorities per task, the highest-priority option wins, and at ``depth - 1`` change points drawn
+  over the expected number of choice points the winner's priority drops below all others. A bug
+  of depth d is found with probability at least 1/(n k^(d-1)) per schedule.
+- ``dfs``: bounded exhaustive search over the tree of choices, in the style of Hypothesis'
+  ``choicetree.py``: each schedule replays the first untried branch, exhausted subtrees are
+  marked dead, the space is complete when the root is. Bounds as in CHESS (Musuvathi & Qadeer,
+  PLDI 2007): at most ``max_depth`` branching choice points per schedule (later ones take the
+  default), at most ``preemptions`` choices that deviate from the default (this is the delay
+  bound of Emmi et al., POPL 2011, which is what a deviation from a deterministic scheduler
+  is). At each new choice point the canonical state (``state.canonical_state``) is hashed; a
+  state already explored with at least the same remaining bounds cuts the schedule there, which
+  also merges interleavings of independent steps that commute to the same state — the
+  reduction a sleep set would give, without needing to know which steps are independent.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, TextIO
+
+from reclaimlab.sim import Simulation
+
+from .choice import ChoicePolicy, option_owner, option_label
+from .state import state_hash
+from .target import DEFAULT_PROPERTIES, Outcome, Target, stop_kinds
+
+STRATEGIES = ("random", "pct", "dfs")
+
+
+class NondeterminismError(RuntimeError):
+    """A replayed prefix met a different choice point: the model is not deterministic."""
+
+
+# --------------------------------------------------------------------------- random
+class RandomStrategy:
+    """Uniformly random choices."""
+
+    name = "random"
+    keeps_states = False
+
+    def __init__(self, seed: int = 0, abstract_time: bool = True) -> None:
+        self.rng = random.Random(seed)
+        self.abstract_time = abstract_time
+        self.states = 0
+        self.schedules = 0
+
+    def next_policy(self) -> ChoicePolicy:
+        return ChoicePolicy(chooser=self.choose, abstract_time=self.abstract_time)
+
+    def choose(self, policy: ChoicePolicy, sim: Simulation, kind: str, options: list) -> int:
+        self.states += 1
+        return self.rng.randrange(len(options))
+
+    def record(self, policy: ChoicePolicy, outcome: Outcome) -> None:
+        self.schedules += 1
+
+    def queue(self) -> int:
+        return 0
+
+
+# --------------------------------------------------------------------------- pct
+class PCTStrategy:
+    """Priority change points; ``depth`` is the bug depth targeted (d in the paper)."""
+
+    name = "pct"
+    keeps_states = False
+
+    def __init__(self, seed: int = 0, depth: int = 3, abstract_time: bool = True) -> None:
+        self.rng = random.Random(seed)
+        self.depth = depth
+        self.abstract_time = abstract_time
+        self.expected_steps = 0
+        self.states = 0
+        self.schedules = 0
+
+    def next_policy(self) -> ChoicePolicy:
+        k = max(self.expected_steps, self.depth)
+        self.change_points = sorted(self.rng.sample(range(1, k + 1), self.depth - 1))
+        self.priority: dict[Any, float] = {}
+        self.step = 0
+        return ChoicePolicy(chooser=self.choose, abstract_time=self.abstract_time)
+
+    def _key(self, option: Any) -> Any:
+        owner = option_owner(option)
+        return owner.pid if owner is not None else option_label(option)
+
+    def choose(self, policy: ChoicePolicy, sim: Simulation, kind: str, options: list) -> int:
+        self.states += 1
+        self.step += 1
+        keys = [self._key(o) for o in options]
+        prio = self.priority
+        for k in keys:
+            if k not in prio:  # a newcomer gets a random priority above every changed one
+                prio[k] = self.depth + self.rng.random()
+        best = max(range(len(keys)), key=lambda i: prio[keys[i]])
+        if self.step in self.change_points:
+            prio[keys[best]] = self.depth - 1 - self.change_points.index(self.step)
+            best = max(range(len(keys)), key=lambda i: prio[keys[i]])
+        return best
+
+    def record(self, policy: ChoicePolicy, outcome: Outcome) -> None:
+        self.schedules += 1
+        self.expected_steps = max(self.expected_steps, len(policy.choices))
+
+    def queue(self) -> int:
+        return 0
+
+
+# --------------------------------------------------------------------------- dfs
+class Node:
+    """A choice point of the tree: its arity, the branches the bounds allow, tried children."""
+
+    __slots__ = ("arity", "allowed", "children", "exhausted")
+
+    def __init__(self) -> None:
+        self.arity = 0
+        self.allowed = 0
+        self.children: dict[int, Node] = {}
+        self.exhausted = False
+
+
+class DFSStrategy:
+    """Bounded exhaustive search with state hashing (see the module docstring)."""
+
+    name = "dfs"
+    keeps_states = True
+
+    def __init__(self, max_depth: int = 50, preemptions: int = 2, abstract_time: bool = True,
+                 state_hashing: bool = True) -> None:
+        self.max_depth = max_depth
+        self.preemptions = preemptions
+        self.abstract_time = abstract_time
+        self.state_hashing = state_hashing
+        self.root = Node()
+        self.visited: dict[int, tuple[int, int]] = {}  # state -> best (preemptions, depth) left
+        self.states = 0
+        self.schedules = 0
+        self.path: list[tuple[Node, int]] = []
+
+    @property
+    def distinct_states(self) -> int:
+        return len(self.visited)
+
+    @property
+    def complete(self) -> bool:
+        return self.root.exhausted
+
+    def next_policy(self) -> ChoicePolicy | None:
+        if self.root.exhausted:
+            return None
+        self.path = []
+        self.node: Node | None = self.root
+        self.used = 0
+        return ChoicePolicy(chooser=self.choose, abstract_time=self.abstract_time)
+
+    def _seen(self, sim: Simulation, left_p: int, left_d: int) -> bool:
+        """Record the state; True if it was already explored with at least these bounds."""
+        h = state_hash(sim)
+        prev = self.visited.get(h)
+        if prev is not None and prev[0] >= left_p and prev[1] >= left_d:
+            return True
+        self.remember(h, (left_p, left_d) if prev is None else (max(prev[0], left_p),
+                                                                 max(prev[1], left_d)))
+        return False
+
+    def remember(self, h: int, bounds: tuple[int, int]) -> None:
+        self.visited[h] = bounds
+
+    def choose(self, policy: ChoicePolicy, sim: Simulation, kind: str, options: list) -> int:
+        node = self.node
+        depth = len(self.path)
+        left_p = self.preemptions - self.used
+        left_d = self.max_depth - depth
+        if node is None or left_d <= 0 or left_p <= 0:
+            # the tail: one branch only; still cut it where it joins a known state
+            self.states += 1
+            if self.state_hashing and self._seen(sim, left_p, max(left_d, 0)):
+                policy.cut_here(sim)
+            if node is not None and node.arity == 0:
+                node.arity = node.allowed = len(options)
+            self.node = None
+            return 0
+        if node.arity == 0:
+            node.arity = len(options)
+            node.allowed = len(options)
+            self.states += 1
+            if self.state_hashing and self._seen(sim, left_p, left_d):
+                node.exhausted = True
+                policy.cut_here(sim)
+                return 0
+        elif node.arity != len(options):
+            raise NondeterminismError(
+                f"choice point {depth} had {node.arity} options, now {len(options)}")
+        for c in range(node.allowed):
+            child = node.children.get(c)
+            if child is None or not child.exhausted:
+                break
+        else:  # cannot happen: a node with every branch exhausted is exhausted itself
+            raise AssertionError("dfs walked into an exhausted subtree")
+        if child is None:
+            child = node.children[c] = Node()
+        self.path.append((node, c))
+        if c:
+            self.used += 1
+        self.node = child
+        return c
+
+    def record(self, policy: ChoicePolicy, outcome: Outcome) -> None:
+        """Count the schedule; mark the end of its branch dead and propagate up the path."""
+        self.schedules += 1
+        self.close_branch()
+
+    def close_branch(self) -> None:
+        leaf = self.node if self.node is not None else (self.path[-1][0].children[
+            self.path[-1][1]] if self.path else self.root)
+        leaf.exhausted = True
+        for node, _ in reversed(self.path):
+            if all(node.children.get(c) is not None and node.children[c].exhausted
+                   for c in range(node.allowed)):
+                node.exhausted = True
+            else:
+                break
+
+    def queue(self) -> int:
+        """Untried branches along the current path (TLC's "states left on queue")."""
+        return sum(node.allowed - 1 - c for node, c in self.path)
+
+
+def make_strategy(name: str, seed: int = 0, max_depth: int = 50, preemptions: int = 2,
+                  pct_depth: int = 3, abstract_time: bool = True, fork: bool = False,
+                  state_hashing: bool = True) -> Any:
+    """A strategy by name; ``fork`` makes ``dfs`` share prefixes through fork(2)."""
+    if name == "random":
+        return RandomStrategy(seed, abstract_time)
+    if name == "pct":
+        return PCTStrategy(seed, pct_depth, abstract_time)
+    if name == "dfs":
+        if fork:
+            from .fork import ForkDFS
+
+            return ForkDFS(max_depth, preemptions, abstract_time, state_hashing)
+        return DFSStrategy(max_depth, preemptions, abstract_time, state_hashing)
+    raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+
+
+# --------------------------------------------------------------------------- the loop
+@dataclass
+class Found:
+    """The first violating schedule: its property, finding and recorded choices."""
+
+    prop: str
+    outcome: Outcome
+
+    @property
+    def finding(self) -> Any:
+        return self.outcome.violations([self.prop])[0][1]
+
+
+@dataclass
+class ExploreStats:
+    schedules: int = 0
+    states: int = 0
+    distinct_states: int = 0
+    queue: int = 0
+    wall_s: float = 0.0
+    complete: bool = False
+    found: Found | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Progress:
+    """TLC-style progress lines on a stream, at most one per ``interval`` seconds."""
+
+    def __init__(self, stream: TextIO | None = sys.stderr, interval: float = 1.0) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.start = time.perf_counter()
+        self.last = self.start
+
+    def line(self, stats: ExploreStats, final: bool = False) -> None:
+        now = time.perf_counter()
+        if self.stream is None or (not final and now - self.last < self.interval):
+            return
+        self.last = now
+        minutes = max(now - self.start, 1e-9) / 60
+        print(f"Progress: {stats.schedules:,} schedules ({stats.schedules / minutes:,.0f} "
+              f"schedules/min), {stats.states:,} states generated "
+              f"({stats.states / minutes:,.0f} s/min), {stats.distinct_states:,} distinct "
+              f"states found, {stats.queue:,} states left on queue.", file=self.stream,
+              flush=True)
+
+
+def explore(target: Target, strategy: Any, budget: int = 10_000,
+            properties: Sequence[str] = DEFAULT_PROPERTIES,
+            progress: Progress | None = None,
+            on_schedule: Callable[[Outcome], None] | None = None) -> ExploreStats:
+    """Run schedules of ``target`` chosen by ``strategy`` until a violation, completion or
+    ``budget`` schedules; the first violation is in ``stats.found`` (not yet shrunk).
+
+    A strategy that runs schedules in forked processes (``fork.ForkDFS``) reports a violation
+    found there as ``strategy.found`` (property, choices); it is re-run here for its outcome.
+    """
+    stats = ExploreStats()
+    strategy.budget = budget
+    strategy.properties = tuple(properties)
+    strategy.progress = (lambda: progress.line(_snapshot(stats, strategy))) if progress else None
+    stop_on = stop_kinds(properties)
+    start = time.perf_counter()
+    try:
+        while strategy.schedules < budget:
+            policy = strategy.next_policy()
+            if policy is None:
+                break
+            outcome = target.run(policy, stop_on)
+            strategy.record(policy, outcome)
+            if on_schedule is not None:
+                on_schedule(outcome)
+            violations = outcome.violations(properties)
+            found = getattr(strategy, "found", None)
+            if not violations and found is not None:
+                outcome = target.run(ChoicePolicy(prefix=found[1],
+                                                  abstract_time=strategy.abstract_time),
+                                     stop_kinds((found[0],)))
+                violations = outcome.violations([found[0]])
+            if violations:
+                stats.found = Found(violations[0][0], outcome)
+                break
+            if progress is not None:
+                progress.line(_snapshot(stats, strategy))
+    except BaseException:
+        if getattr(strategy, "in_child", False):
+            strategy.fail()  # never returns: a forked run must not unwind into its parent's code
+        raise
+    _snapshot(stats, strategy)
+    stats.complete = stats.found is None and getattr(strategy, "complete", False)
+    stats.wall_s = time.perf_counter() - start
+    if progress is not None:
+        progress.line(stats, final=True)
+    return stats
+
+
+def _snapshot(stats: ExploreStats, strategy: Any) -> ExploreStats:
+    stats.schedules = strategy.schedules
+    stats.states = strategy.states
+    stats.distinct_states = getattr(strategy, "distinct_states", 0)
+    stats.queue = strategy.queue()
+    return stats

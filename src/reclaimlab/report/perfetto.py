@@ -1,0 +1,220 @@
+"""A Perfetto-loadable trace: Chrome trace-event JSON, written with the standard library.
+
+Layout (opens in ui.perfetto.dev or chrome://tracing):
+- one process ``reclaimlab`` (pid 1), one thread track per simulated task (tid = task pid);
+- slices (``B``/``E``) for the modelled kernel functions, nested exactly: at a task's events its
+  stack is diffed against the stack at its previous one, closing the functions that left and
+  opening the ones that entered. The stack is sampled where the task stops (runs, sleeps,
+  blocks, exits) and at instants and flows; code between two such points takes no virtual time,
+  so what is skipped is only zero-length slices;
+- instants for tracepoint-like events, named after the kernel's tracepoints
+  (``mm_vmscan_direct_reclaim_begin``, ``mm_shrink_slab_start``, ``workqueue_execute_start``,
+  ``xfs_inodegc_queue`` via ``tracepoint`` events…) and for findings (splats);
+- counters for free pages, watermarks and queue depths, at most one value per ``counter_ns``
+  of virtual time (the lowest free-page count, the deepest queue), to keep traces loadable;
+- flow arrows from an inode queued for deferred cleanup (``inode_deferred``) to the worker
+  processing it (``inode_cleanup`` with ``deferred``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from reclaimlab.check import task_stack
+from reclaimlab.sim import NSEC_PER_USEC
+
+from .metrics import zone_watermarks
+
+_PID = 1
+# runtime/subsystem event kinds -> the kernel tracepoint recording the same thing
+_INSTANT_NAMES = {
+    "queue_work": "workqueue_queue_work",
+    "work_start": "workqueue_execute_start",
+    "work_end": "workqueue_execute_end",
+    "oom_kill": "mark_victim",
+}
+# event kinds that are not instants, and those at which a task's stack is not sampled
+_QUIET = ("run", "sleep", "block", "wake", "spawn", "exit", "lock_acquire", "lock_acquired",
+          "lock_release", "alloc", "queue_depth")
+_NO_STACK = ("wake", "lock_acquire", "lock_acquired", "lock_release", "alloc", "queue_depth")
+_MM_KINDS = ("alloc", "mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end",
+             "mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep", "mm_shrink_slab_end", "oom_kill")
+
+
+def _us(ns: int) -> float:
+    """Trace-event timestamps are microseconds; keep the nanoseconds as decimals."""
+    return ns / 1000
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe event arguments (tasks and objects become their names)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+class PerfettoTracer:
+    """Observer recording a Chrome trace-event JSON trace of one run."""
+
+    def __init__(self, sim: Any, checks: Any = None, counter_ns: int = 10 * NSEC_PER_USEC) -> None:
+        self.sim = sim
+        self.counter_ns = counter_ns
+        # counter name -> (time slot, its event in ``events``), for the last value recorded
+        self.counters: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.events: list[Any] = [
+            {"ph": "M", "name": "process_name", "pid": _PID, "args": {"name": "reclaimlab"}},
+        ]
+        self.stacks: dict[int, list[str]] = {}
+        self.flows: dict[int, int] = {}
+        self.next_flow = 1
+        self.last_watermarks: tuple[int, ...] = ()
+        self.closed = False
+        for t in sim.tasks.values():
+            if t.state != "X":
+                self.thread(t)
+        if checks is not None:
+            checks.dmesg.listeners.append(self.finding)
+
+    # ------------------------------------------------------------------ tracks and slices
+    def thread(self, task: Any) -> None:
+        self.events.append({"ph": "M", "name": "thread_name", "pid": _PID, "tid": task.pid,
+                            "args": {"name": f"{task.comm}/{task.pid}"}})
+        self.stacks[task.pid] = []
+
+    def update_stack(self, task: Any, stack: list[str]) -> None:
+        """Close the functions that left the stack, open those that entered (exact nesting)."""
+        old = self.stacks.get(task.pid)
+        if old is None:
+            self.thread(task)
+            old = self.stacks[task.pid]
+        if old == stack:
+            return
+        n = 0
+        for a, b in zip(old, stack):
+            if a != b:
+                break
+            n += 1
+        # slice ends and begins are kept as tuples, made dicts only when the trace is written
+        now, tid, append = self.sim.now, task.pid, self.events.append
+        for name in reversed(old[n:]):
+            append(("E", name, tid, now))
+        for name in stack[n:]:
+            append(("B", name, tid, now))
+        self.stacks[tid] = stack
+
+    def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
+        if task is not None and kind not in _NO_STACK:
+            if kind == "spawn":
+                self.thread(task)
+            self.update_stack(task, task_stack(task))
+        if kind == "queue_depth":
+            self.counter(f"{info['name']} queue depth", "depth", int(info["depth"]), max)
+        elif kind == "tracepoint":
+            self.instant(task, info.get("name", "tracepoint"), info)
+        elif kind not in _QUIET:
+            self.instant(task, _INSTANT_NAMES.get(kind, kind), info)
+        if kind == "inode_deferred":
+            self.flow_start(task, obj)
+        elif kind == "inode_cleanup" and isinstance(info, dict) and info.get("deferred"):
+            self.flow_end(task, obj)
+        if kind in _MM_KINDS:
+            self.sample_zone()
+
+    # ------------------------------------------------------------------ other records
+    def instant(self, task: Any, name: str, info: Any) -> None:
+        ev: dict[str, Any] = {"ph": "i", "name": name, "pid": _PID, "ts": _us(self.sim.now)}
+        if task is not None:
+            ev["tid"], ev["s"] = task.pid, "t"
+        else:
+            ev["s"] = "p"
+        if info is not None:
+            ev["args"] = _plain(info if isinstance(info, dict) else {"info": info})
+        self.events.append(ev)
+
+    def counter(self, name: str, series: str, value: int,
+                pick: Callable[[int, int], int]) -> None:
+        """A counter value; within one ``counter_ns`` slot only the ``pick``-est is kept."""
+        slot = self.sim.now // self.counter_ns
+        last = self.counters.get(name)
+        if last is not None:
+            last_slot, ev = last
+            if last_slot == slot:
+                ev["args"][series] = pick(ev["args"][series], value)
+                return
+            if ev["args"][series] == value:
+                return
+        ev = {"ph": "C", "name": name, "pid": _PID, "ts": _us(self.sim.now),
+              "args": {series: value}}
+        self.events.append(ev)
+        self.counters[name] = (slot, ev)
+
+    def sample_zone(self) -> None:
+        pgdat = getattr(self.sim, "pgdat", None)
+        if pgdat is None:
+            return
+        self.counter("free pages", "free", int(pgdat.zone.free_pages), min)
+        wm = zone_watermarks(pgdat.zone)
+        if wm != self.last_watermarks:
+            self.last_watermarks = wm
+            self.events.append({"ph": "C", "name": "watermarks", "pid": _PID,
+                                "ts": _us(self.sim.now),
+                                "args": {"min": wm[0], "low": wm[1], "high": wm[2]}})
+
+    def flow_start(self, task: Any, inode: Any) -> None:
+        if task is None:
+            return
+        fid = self.next_flow
+        self.next_flow += 1
+        self.flows[id(inode)] = fid
+        self.events.append({"ph": "s", "name": "deferred inode cleanup", "cat": "inode",
+                            "id": fid, "pid": _PID, "tid": task.pid, "ts": _us(self.sim.now)})
+
+    def flow_end(self, task: Any, inode: Any) -> None:
+        fid = self.flows.pop(id(inode), None)
+        if fid is None or task is None:
+            return
+        self.events.append({"ph": "f", "bp": "e", "name": "deferred inode cleanup",
+                            "cat": "inode", "id": fid, "pid": _PID, "tid": task.pid,
+                            "ts": _us(self.sim.now)})
+
+    def finding(self, finding: Any) -> None:
+        """An instant for each splat, on the reporting task's track when it has one."""
+        pid = int(finding.task.rsplit(":", 1)[1]) if finding.task else None
+        ev: dict[str, Any] = {"ph": "i", "name": finding.kind, "pid": _PID,
+                              "ts": _us(finding.time_ns), "args": {"message": finding.message}}
+        if pid is not None and pid in self.stacks:
+            ev["tid"], ev["s"] = pid, "t"
+        else:
+            ev["s"] = "g"
+        self.events.append(ev)
+
+    # ------------------------------------------------------------------ output
+    def close(self) -> None:
+        """Close every open slice at the end of the run."""
+        if self.closed:
+            return
+        self.closed = True
+        now = self.sim.now
+        for tid, stack in self.stacks.items():
+            for name in reversed(stack):
+                self.events.append(("E", name, tid, now))
+            self.stacks[tid] = []
+
+    def trace(self) -> dict[str, Any]:
+        """The trace-event JSON object (closes the trace)."""
+        self.close()
+        events = [e if isinstance(e, dict) else
+                  {"ph": e[0], "name": e[1], "pid": _PID, "tid": e[2], "ts": _us(e[3])}
+                  for e in self.events]
+        return {"traceEvents": events, "displayTimeUnit": "ns"}
+
+    def write(self, path: str) -> None:
+        # json.dumps uses the C encoder; json.dump to a file would use the Python one
+        text = json.dumps(self.trace(), separators=(",", ":"))
+        with open(path, "w") as f:
+            f.write(text)

@@ -1,0 +1,117 @@
+"""random, pct and dfs: the planted deadlock is found, the correct variant is exhausted."""
+
+from __future__ import annotations
+
+from itertools import permutations
+
+import pytest
+
+from reclaimlab.explore import DFSStrategy, explore, make_strategy
+from reclaimlab.explore.toys import toy_target
+
+
+def test_plain_run_of_the_planted_deadlock_does_not_deadlock():
+    stats = explore(toy_target("toy:abba"), make_strategy("dfs", abstract_time=False),
+                    properties=["deadlock"])
+    assert stats.found is None and stats.complete
+
+
+def test_dfs_finds_the_planted_deadlock():
+    stats = explore(toy_target("toy:abba"), make_strategy("dfs"), properties=["deadlock"])
+    assert stats.found is not None and stats.found.prop == "deadlock"
+    assert stats.found.finding.data["kind"] == "cycle"
+
+
+def test_pct_finds_the_planted_deadlock():
+    for seed in range(3):
+        stats = explore(toy_target("toy:abba"), make_strategy("pct", seed=seed), budget=200,
+                        properties=["deadlock"])
+        assert stats.found is not None, seed
+
+
+def test_random_and_pct_find_the_same_instant_deadlock_in_timed_mode():
+    for name in ("random", "pct"):
+        stats = explore(toy_target("toy:abba-instant"),
+                        make_strategy(name, seed=1, abstract_time=False), budget=200,
+                        properties=["deadlock"])
+        assert stats.found is not None, name
+
+
+def test_dfs_exhausts_the_correct_variant():
+    stats = explore(toy_target("toy:ordered"), make_strategy("dfs"), properties=["deadlock"])
+    assert stats.found is None
+    assert stats.complete
+    assert stats.schedules > 1 and stats.distinct_states > 1
+
+
+def test_dfs_enumerates_every_order_of_independent_tasks(three_racers):
+    digests = []
+    strategy = DFSStrategy(preemptions=10, abstract_time=False, state_hashing=False)
+    stats = explore(three_racers, strategy, on_schedule=lambda o: digests.append(o.digest))
+    assert stats.complete and stats.schedules == len(list(permutations(range(3))))
+    assert len(set(digests)) == stats.schedules  # every schedule a different interleaving
+
+
+def test_preemption_and_depth_bounds_prune_the_tree(three_racers):
+    target = three_racers
+    one = explore(target, DFSStrategy(preemptions=1, abstract_time=False, state_hashing=False))
+    assert one.complete and one.schedules == 4  # (0,0) (1,0) (2,0) (0,1)
+    shallow = explore(target, DFSStrategy(max_depth=1, preemptions=10, abstract_time=False,
+                                          state_hashing=False))
+    assert shallow.complete and shallow.schedules == 3
+
+
+def test_state_hashing_cuts_revisits_without_losing_the_bug():
+    for name in ("toy:ordered", "toy:abba"):
+        hashed = explore(toy_target(name), DFSStrategy(preemptions=3), properties=["deadlock"])
+        full = explore(toy_target(name), DFSStrategy(preemptions=3, state_hashing=False),
+                       properties=["deadlock"])
+        assert (hashed.found is None) == (full.found is None)
+        assert hashed.schedules <= full.schedules
+    assert hashed.found is not None  # toy:abba
+
+
+def test_budget_ends_an_unfinished_search_incomplete():
+    stats = explore(toy_target("toy:ordered"), DFSStrategy(preemptions=3, state_hashing=False),
+                    budget=2)
+    assert stats.schedules == 2 and not stats.complete
+
+
+def test_forked_dfs_covers_exactly_what_dfs_covers(three_racers):
+    from reclaimlab.explore.fork import ForkDFS
+
+    for target in (toy_target("toy:ordered"), toy_target("toy:abba"), three_racers):
+        for hashing in (True, False):
+            plain = explore(target, DFSStrategy(preemptions=3, state_hashing=hashing),
+                            properties=["deadlock"])
+            forked = explore(target, ForkDFS(preemptions=3, state_hashing=hashing),
+                             properties=["deadlock"])
+            assert (forked.schedules, forked.states, forked.distinct_states, forked.complete) \
+                == (plain.schedules, plain.states, plain.distinct_states, plain.complete)
+            assert (forked.found is None) == (plain.found is None)
+            if plain.found is not None:
+                assert forked.found.outcome.digest == plain.found.outcome.digest
+
+
+def test_forked_dfs_stops_at_the_budget(three_racers):
+    from reclaimlab.explore.fork import ForkDFS
+
+    stats = explore(three_racers, ForkDFS(preemptions=10, state_hashing=False), budget=4)
+    assert stats.schedules == 4 and not stats.complete
+
+
+def test_an_error_in_a_forked_schedule_reaches_the_parent():
+    from reclaimlab.explore import ModelTarget
+    from reclaimlab.explore.fork import ForkDFS, ForkError
+    from reclaimlab.sim import Run
+
+    def crash_if_second():
+        yield Run(1)
+        raise ValueError("boom in the model")
+
+    def build(sim):
+        sim.spawn(crash_if_second(), "a")
+        sim.spawn(crash_if_second(), "b")
+
+    with pytest.raises(ForkError, match="boom in the model"):
+        explore(ModelTarget("crash", build), ForkDFS(abstract_time=False))
