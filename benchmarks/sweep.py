@@ -6,8 +6,8 @@ The same sweep (3 designs x memory sizes x seeds) runs into a fresh DuckDB file 
 process pool with 1 worker, with 2 workers, and on a Dask LocalCluster with 2 workers; each
 ``--repeat`` times, interleaved, keeping the fastest (CPUs shared with other machines make single
 timings noisy). Times include starting and stopping the workers, as a user sees them; the time
-Dask spends starting and stopping its cluster is also shown apart. The rows of the three must be equal
-(digests and every field but the host time ``wall_s``); the script checks that.
+Dask spends starting and stopping its cluster is also shown apart. The rows of the three must be
+equal (digests and every field but the host time ``wall_s``); the script checks that.
 
 ``--runner scenario`` (the default) runs the simulator (``overlay-unlink``); ``synthetic``
 runs a CPU-bound stand-in of about ``--work-ms`` per run, to measure the engines alone.
@@ -73,8 +73,8 @@ def timed(sweep: Sweep, engine: str, workers: int, runner, tmp: Path
     fixed = (started - start) + (time.perf_counter() - ran)
     if outcome.failed:
         sys.exit(f"{outcome.failed} runs failed under {engine}/{workers}; see {out}")
-    rows = {(r["config_hash"], r["design"], r["seed"]): {k: v for k, v in r.items() if k != "wall_s"}
-            for r in read_rows(out)}
+    rows = {(r["config_hash"], r["design"], r["seed"]):
+            {k: v for k, v in r.items() if k != "wall_s"} for r in read_rows(out)}
     return elapsed, fixed, rows
 
 

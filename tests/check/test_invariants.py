@@ -87,3 +87,13 @@ def test_a_clean_run_has_no_violation():
     sim.run()
     checks.finish()
     assert checks.findings == []
+
+
+def test_end_of_run_checks_run_once():
+    sim = Simulation()
+    sim.pgdat = SimpleNamespace(check_invariants=lambda: ["nr_free drifted"])
+    checks = attach_checks(sim)
+    sim.run()
+    checks.finish()
+    checks.finish()
+    assert checks.invariants.violations == ["pgdat: nr_free drifted"]

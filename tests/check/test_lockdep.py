@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 from reclaimlab.check import attach_checks
 from reclaimlab.sim import (
-    LockdepMap, Mutex, RwSemaphore, Simulation, Spinlock, down_write, lock_map_acquire,
+    LockdepMap, Mutex, RwSemaphore, Simulation, Spinlock, current, down_write, lock_map_acquire,
     lock_map_release, mutex_lock, mutex_trylock, mutex_unlock, spin_lock, spin_unlock, up_write,
 )
 
@@ -230,3 +230,31 @@ def test_circular_report_iff_the_orders_seen_have_a_cycle(sequences):
     circular = [f for f in checks.findings if f.kind == "lockdep_circular"]
     assert bool(circular) == has_cycle(edges)
     assert checks.deadlock.reports == []
+
+
+def test_nesting_subclass_reported_by_the_runtime_makes_a_distinct_class():
+    """``lock_rename`` takes two directories' i_rwsem with I_MUTEX_PARENT/PARENT2: with a
+    ``subclass`` in the ``lock_acquire`` info they are two classes, not a recursion."""
+    sim = Simulation()
+    checks = attach_checks(sim)
+    d1, d2 = RwSemaphore("&type->i_mutex_dir_key#ext4"), RwSemaphore("&type->i_mutex_dir_key#ext4")
+
+    def down_write_nested(sem, subclass):
+        # the shape a runtime ``down_write_nested`` would report (it has none yet)
+        task = current()
+        sim.emit("lock_acquire", task, sem, {"trylock": False, "read": False,
+                                             "subclass": subclass})
+        sem.owner = task
+        task.held_locks.append(sem)
+        sim.emit("lock_acquired", task, sem, {"read": False})
+
+    def lock_rename():
+        yield from down_write(d1)
+        down_write_nested(d2, 1)
+        up_write(d2)
+        up_write(d1)
+
+    sim.spawn(lock_rename(), "mv")
+    sim.run()
+    assert checks.findings == []
+    assert checks.lockdep.deps["&type->i_mutex_dir_key#ext4"] == ["&type->i_mutex_dir_key#ext4/1"]

@@ -100,18 +100,31 @@ def test_forked_dfs_stops_at_the_budget(three_racers):
     assert stats.schedules == 4 and not stats.complete
 
 
-def test_an_error_in_a_forked_schedule_reaches_the_parent():
-    from reclaimlab.explore import ModelTarget
-    from reclaimlab.explore.fork import ForkDFS, ForkError
+def test_a_model_crash_under_some_schedule_is_a_violation_found_shrunk_and_replayed():
+    from reclaimlab.explore import Counterexample, ModelTarget, replay, shrink
+    from reclaimlab.explore.fork import ForkDFS
     from reclaimlab.sim import Run
 
-    def crash_if_second():
+    def crash_if_late(state):
         yield Run(1)
-        raise ValueError("boom in the model")
+        if state:
+            raise ValueError("boom in the model")
+        state.append(1)
 
     def build(sim):
-        sim.spawn(crash_if_second(), "a")
-        sim.spawn(crash_if_second(), "b")
+        state = []
+        sim.spawn(crash_if_late(state), "a")
+        sim.spawn(crash_if_late(state), "b")
 
-    with pytest.raises(ForkError, match="boom in the model"):
-        explore(ModelTarget("crash", build), ForkDFS(abstract_time=False))
+    target = ModelTarget("crash", build)
+    for strategy in (DFSStrategy(abstract_time=False), ForkDFS(abstract_time=False)):
+        stats = explore(target, strategy)
+        assert stats.found is not None and stats.found.prop == "model_error"
+        finding = stats.found.finding
+        assert "boom in the model" in finding.message and "crash_if_late" in finding.stack
+    choices, outcome, _ = shrink(target, stats.found.outcome.policy.choices, "model_error",
+                                 abstract_time=False)
+    cex = Counterexample("crash", "model", 0, choices, "model_error", "model_error",
+                         outcome.digest, abstract_time=False)
+    again = replay(cex, target=target)
+    assert again.digest == outcome.digest and again.result["outcome"] == "error"

@@ -161,3 +161,23 @@ def test_direct_reclaim_under_allocation_pressure_frees_page_cache(node):
     assert pgdat.stats.pgsteal > stolen
     assert rec.of("oom_kill") == []
     assert pgdat.check_invariants() == []
+
+
+def test_folios_whose_buffers_cannot_be_released_stay(node):
+    sim, pgdat, _ = node(64)
+    m = address_space(sim, "bdev")
+    pinned = {1}
+
+    class AOps:
+        def release_folio(self, folio):
+            return folio.index not in pinned
+    m.a_ops = AOps()
+    in_task(sim, page_cache_ra_unbounded(m, 0, 4, G.GFP_KERNEL))
+    for i in range(4):
+        in_task(sim, filemap_get_folio(m, i, G.GFP_NOFS)).private = f"bh{i}"
+    assert invalidate_mapping_pages(m) == 3 and list(m.i_pages) == [1]
+    sc = scan_control(G.GFP_KERNEL, 0, 1000, priority=0)
+    in_task(sim, shrink_node(pgdat, sc))
+    assert list(m.i_pages) == [1] and in_task(sim, filemap_get_folio(m, 1, 0)).private == "bh1"
+    pinned.clear()
+    assert invalidate_mapping_pages(m) == 1 and m.nrpages == 0

@@ -93,3 +93,16 @@ def test_human_report_splats_then_tables_then_verdict():
                            "1× lockdep_circular; 1 deadlock(s); invariants ok")
     assert "[  120.000000] INFO: task t1:1" in text
     assert r["sim_time_ns"] == 120 * NSEC_PER_SEC + 11
+
+
+def test_observers_do_not_change_the_run():
+    """Same seed with and without every observer: same schedule (digest), same end time."""
+    def one(observe):
+        sim = Simulation(seed=5, ncpus=2)
+        synthetic_workload(sim)
+        if observe:
+            attach_observers(sim, trace=True)
+        sim.run()
+        return sim.digest(), sim.now, sim.events
+
+    assert one(False) == one(True)

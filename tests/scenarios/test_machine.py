@@ -28,17 +28,17 @@ SMALL = """\
     kind = "create_unlink"
     dir = "/data/w"
     tasks = 2
-    files_per_dir = 8
+    files_per_dir = 4
     [[workload]]
     name = "late"
     kind = "periodic"
     op = "statfs"
     path = "/data"
-    interval_ms = 5.0
-    start_ms = 20.0
-    stop_ms = 40.0
+    interval_ms = 2.0
+    start_ms = 10.0
+    stop_ms = 20.0
     [run]
-    duration_ms = 60.0
+    duration_ms = 25.0
 """
 
 
@@ -56,7 +56,7 @@ def test_machine_matches_the_scenario(small):
     assert m.sim.pgdat.nr_pages == 64 * 256
     assert m.sim.vfs.design == "passive-ref"
     assert m.sim.disks["nvme0"].nr_sectors == 1024 * 2048
-    assert m.stop_ns == 60 * NSEC_PER_MSEC
+    assert m.stop_ns == 25 * NSEC_PER_MSEC
     assert list(m.groups) == ["churn", "late"]
 
 
@@ -76,8 +76,8 @@ def test_run_mounts_works_stops_and_unmounts(small):
     assert m.sim.vfs.mounts == {}
     churn, late = m.groups["churn"], m.groups["late"]
     assert churn.ops > 0 and churn.errors == {}
-    assert 20 * NSEC_PER_MSEC <= late.first_op_ns and late.last_op_ns <= 40 * NSEC_PER_MSEC
-    assert late.ops == 3  # at 25, 30 and 35 ms: the one due at 40 ms is at the stop time
+    assert 10 * NSEC_PER_MSEC <= late.first_op_ns and late.last_op_ns <= 20 * NSEC_PER_MSEC
+    assert late.ops == 4  # at 12, 14, 16 and 18 ms: the one due at 20 ms is at the stop time
 
 
 def test_result_has_the_contract_fields_and_workload_counters(small):

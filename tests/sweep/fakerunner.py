@@ -3,8 +3,8 @@
 Overrides it understands (everything else is only hashed into the digest):
 ``machine.memory_mb`` (latency grows as memory shrinks, faster for ``sync``), ``fake.fail``
 (raise), ``fake.exit`` (kill the worker process), ``fake.sleep_ms`` (host time per run),
-``fake.extra`` (an extra result field, to grow the schema). With ``FAKE_MARKER_DIR`` set, every call leaves
-a file there, so tests can count how often each run was executed.
+``fake.extra`` (an extra result field, to grow the schema). With ``FAKE_MARKER_DIR`` set,
+every call leaves a file there, so tests can count how often each run was executed.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ pytest.importorskip("dask.distributed")
 
 def rows_by_key(path) -> dict[tuple, dict]:
     """Rows by key, without the host time (the one field an engine may change)."""
-    return {(r["config_hash"], r["design"], r["seed"]): {k: v for k, v in r.items() if k != "wall_s"}
-            for r in read_rows(path)}
+    return {(r["config_hash"], r["design"], r["seed"]):
+            {k: v for k, v in r.items() if k != "wall_s"} for r in read_rows(path)}
 
 
 @pytest.mark.dask
@@ -25,9 +25,9 @@ def test_dask_local_cluster_rows_equal_local_pool_rows(tmp_path):
     import cloudpickle
     cloudpickle.register_pickle_by_value(fakerunner)  # the workers cannot import tests/
     start = time.monotonic()
-    sweep = sweep_from_dict({"base": "overlay-unlink", "designs": ["sync", "inodegc", "passive-ref"],
-                             "seeds": 3, "axes": {"machine.memory_mb": [256, 512],
-                                                  "fake.fail": [False, True]}})
+    sweep = sweep_from_dict({"base": "overlay-unlink",
+                             "designs": ["sync", "inodegc", "passive-ref"], "seeds": 3,
+                             "axes": {"machine.memory_mb": [256, 512], "fake.fail": [False, True]}})
     for engine, out in (("dask", tmp_path / "dask.parquet"), ("local", tmp_path / "local.parquet")):
         executor = make_executor(engine, workers=2)
         store = open_store(out)

@@ -100,7 +100,8 @@ def test_base_path_is_relative_to_the_sweep_file_and_hashed_by_content(write_swe
      '\'axes."machine.memory_mb".step\'', "Field required"),
     ('base = "x"\n[axes]\n"machine.memory_mb" = {start = 5, stop = 1, step = 1}\n',
      '\'axes."machine.memory_mb"\'', "never gets from"),
-    ('base = "x"\n[axes]\n"machine.memory_mb" = []\n', '\'axes."machine.memory_mb"\'', "at least 1"),
+    ('base = "x"\n[axes]\n"machine.memory_mb" = []\n', '\'axes."machine.memory_mb"\'',
+     "at least 1"),
     ('base = "x"\n[axes]\n"machine.memory_mb" = [1, 1]\n', '\'axes."machine.memory_mb"\'',
      "must not repeat"),
     ('base = "x"\n[axes]\n"machine.memory_mb" = [1, [2]]\n', '\'axes."machine.memory_mb".1\'',
@@ -128,7 +129,8 @@ def test_toml_syntax_error_names_the_file(write_sweep):
 def test_a_matrix_too_large_is_refused_before_expansion():
     with pytest.raises(SweepError, match="at most"):
         sweep_from_dict({**BASE, "seeds": 1000, "axes": {
-            "a.x": {"start": 0, "stop": 999, "step": 1}, "b.y": {"start": 0, "stop": 9, "step": 1}}})
+            "a.x": {"start": 0, "stop": 999, "step": 1},
+            "b.y": {"start": 0, "stop": 9, "step": 1}}})
 
 
 @given(st.one_of(st.booleans(), st.integers(-(2**63), 2**63 - 1),

@@ -113,11 +113,12 @@ def check_run(design, progs, plan, seed):
     assert vfs.leaked() == []
     assert vfs.stats.evicted == vfs.stats.allocated
     assert vfs.inode_cachep.active_objs == 0 and vfs.dentry_cachep.active_objs == 0
+    assert vfs.filp_cachep.active_objs == 0
     fsi = sb.s_fs_info
     assert set(fsi.itable) == {i for i in fsi.itable if fsi.itable[i].nlink > 0}
 
 
-SETTINGS = settings(max_examples=15, deadline=None,
+SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -50,7 +50,7 @@ class TestFsInfo:
         self.next_ino = ROOT_INO + 1
         self.gc_list: list = []
         self.gc_work: Work | None = None
-        self.cleanups: list[tuple[int, str, int]] = []   # (ino, comm, task flags)
+        self.cleanups: list[tuple] = []   # (ino, comm, task flags, stack)
 
 
 def _info(sb) -> TestFsInfo:
@@ -71,7 +71,7 @@ def _free_disk_inode(inode):
     fsi = _info(sb)
     from reclaimlab.sim import current
     task = current()
-    fsi.cleanups.append((inode.i_ino, task.comm, task.flags))
+    fsi.cleanups.append((inode.i_ino, task.comm, task.flags, task.stack()))
     yield from _itable_io(sb, REQ_OP_READ, inode.i_ino)
     d = fsi.itable.pop(inode.i_ino)
     fsi.free_blocks.extend(d.blocks)

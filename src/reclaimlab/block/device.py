@@ -22,7 +22,7 @@ Simplified: no IO scheduler, no merging, no plugging; the device has no write ca
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from reclaimlab.sim import NSEC_PER_SEC, NSEC_PER_USEC, WaitQueue

@@ -8,8 +8,10 @@ exceed the timeout, so a task is reported exactly when it has been blocked for m
 timeout, once per blocking episode. Interruptible (``S``) and idle (``I``) waits are not counted,
 as in the kernel.
 
-Simplified: only the first 10 reports are printed (``sysctl_hung_task_warnings``); the kernel
-also prints held locks when lockdep is on (here: the ``held_locks`` lines).
+As the kernel does, only the first 10 reports are printed (``sysctl_hung_task_warnings``), and
+the task's held locks follow its trace (``debug_show_all_locks`` with lockdep on). Simplified:
+the kernel checks every ``hung_task_check_interval_secs`` (so reports come 120–240 s after the
+task blocked); here the check fires at the first moment the timeout is exceeded.
 """
 
 from __future__ import annotations

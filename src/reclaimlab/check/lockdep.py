@@ -15,7 +15,8 @@ taken again), and ``__might_sleep`` ("sleeping function called from invalid cont
 lock taken inside a spinlock's atomic section).
 
 Simplified: read acquisitions are treated as writes (no recursive-read dependency types, the
-pre-5.10 rule); trylocks add no dependency (as the kernel); no subclasses (``*_nested``); the
+pre-5.10 rule); trylocks add no dependency (as the kernel); a nesting subclass is honoured when
+the runtime reports one in the ``lock_acquire`` info (``subclass``); the
 kernel disables lockdep after its first report, here each distinct cycle is reported once so a
 run shows all of them; usage bits ``{+.+.}`` and source line numbers are nominal.
 """
@@ -34,15 +35,22 @@ from .splat import (
 _SLEEPING_SITES = {Mutex: "kernel/locking/mutex.c:283", RwSemaphore: "kernel/locking/rwsem.c:1523"}
 
 
-def lock_decor(lock: Any) -> str:
-    """``(name){usage}-{wait type}`` as lockdep prints a class."""
+def lock_class(lock: Any, info: Any) -> str:
+    """The lockdep class of an acquisition: the lock's name, ``/N`` for a nesting subclass
+    (``mutex_lock_nested``: ``info["subclass"]``, when the runtime reports one)."""
+    sub = info.get("subclass", 0) if info else 0
+    return f"{lock.name}/{sub}" if sub else lock.name
+
+
+def lock_decor(lock: Any, cls: str) -> str:
+    """``(class){usage}-{wait type}`` as lockdep prints a class."""
     if isinstance(lock, LockdepMap):
         wait = "{0:0}"
     elif isinstance(lock, Spinlock):
         wait = "{2:2}"
     else:
         wait = "{3:3}"
-    return f"({lock.name}){{+.+.}}-{wait}"
+    return f"({cls}){{+.+.}}-{wait}"
 
 
 class Lockdep(Detector):
@@ -55,9 +63,9 @@ class Lockdep(Detector):
         self.deps: dict[str, list[str]] = {}
         # (prev, next) -> (task, stack) of the acquisition that created the edge
         self.edge_trace: dict[tuple[str, str], tuple[str, list[str]]] = {}
-        # (pid, id(lock)) -> (trylock, function that took it), for locks currently held
-        self.held_info: dict[tuple[int, int], tuple[bool, str]] = {}
-        self.pending_trylock: dict[int, bool] = {}
+        # (pid, id(lock)) -> (trylock, function that took it, class), for locks currently held
+        self.held_info: dict[tuple[int, int], tuple[bool, str, str]] = {}
+        self.pending: dict[int, tuple[bool, str]] = {}
         self.bad_edges: set[tuple[str, str]] = set()
         self.decor: dict[str, str] = {}
         self.reported: list[tuple[str, ...]] = []
@@ -68,20 +76,24 @@ class Lockdep(Detector):
                 "lock_release": self.on_lock_release}
 
     def on_lock_acquire(self, task: Any, lock: Any, info: Any) -> None:
-        self.lock_acquire(task, lock, bool(info and info["trylock"]))
+        self.lock_acquire(task, lock, bool(info and info["trylock"]), lock_class(lock, info))
 
     def on_lock_acquired(self, task: Any, lock: Any, info: Any) -> None:
-        trylock = self.pending_trylock.pop(task.pid, False)
-        self.held_info[(task.pid, id(lock))] = (trylock, acquire_site(task))
+        trylock, cls = self.pending.pop(task.pid, (False, lock.name))
+        self.held_info[(task.pid, id(lock))] = (trylock, acquire_site(task), cls)
 
     def on_lock_release(self, task: Any, lock: Any, info: Any) -> None:
         self.held_info.pop((task.pid, id(lock)), None)
 
+    def held(self, task: Any, lock: Any) -> tuple[bool, str, str]:
+        """``(trylock, at, class)`` of a lock ``task`` holds."""
+        return self.held_info.get((task.pid, id(lock)), (False, "?", lock.name))
+
     # ------------------------------------------------------------------ acquisition
-    def lock_acquire(self, task: Any, lock: Any, trylock: bool) -> None:
+    def lock_acquire(self, task: Any, lock: Any, trylock: bool, cls: str) -> None:
         """``__lock_acquire`` → ``validate_chain``: check, then record dependencies."""
-        self.pending_trylock[task.pid] = trylock
-        self.decor.setdefault(lock.name, lock_decor(lock))
+        self.pending[task.pid] = (trylock, cls)
+        self.decor.setdefault(cls, lock_decor(lock, cls))
         held = task.held_locks
         if not held:
             return
@@ -90,26 +102,27 @@ class Lockdep(Detector):
         if trylock:
             return
         for h in held:
-            if h.name == lock.name:
-                self.print_deadlock_bug(task, h, lock)
+            if self.held(task, h)[2] == cls:
+                self.print_deadlock_bug(task, h, lock, cls)
                 return
         for h in reversed(held):
-            self.check_prev_add(task, h, lock)
-            if not self.held_info.get((task.pid, id(h)), (False, ""))[0]:
+            h_trylock, _, h_cls = self.held(task, h)
+            self.check_prev_add(task, h, h_cls, lock, cls)
+            if not h_trylock:
                 break
 
-    def check_prev_add(self, task: Any, prev: Any, nxt: Any) -> None:
+    def check_prev_add(self, task: Any, prev: Any, prev_cls: str, nxt: Any, nxt_cls: str) -> None:
         """``check_prev_add``: add ``prev --> next`` unless it closes a cycle."""
-        after = self.deps.setdefault(prev.name, [])
-        if nxt.name in after or (prev.name, nxt.name) in self.bad_edges:
+        after = self.deps.setdefault(prev_cls, [])
+        if nxt_cls in after or (prev_cls, nxt_cls) in self.bad_edges:
             return
-        path = self.check_noncircular(nxt.name, prev.name)
+        path = self.check_noncircular(nxt_cls, prev_cls)
         if path:
-            self.bad_edges.add((prev.name, nxt.name))
+            self.bad_edges.add((prev_cls, nxt_cls))
             self.print_circular_bug(task, prev, nxt, path, task_stack(task))
             return
-        after.append(nxt.name)
-        self.edge_trace[(prev.name, nxt.name)] = (task_name(task), task_stack(task))
+        after.append(nxt_cls)
+        self.edge_trace[(prev_cls, nxt_cls)] = (task_name(task), task_stack(task))
 
     def check_noncircular(self, src: str, target: str) -> list[str]:
         """Breadth-first search ``src --> … --> target``; the class path, or ``[]``."""
@@ -140,8 +153,8 @@ class Lockdep(Detector):
         n = len(task.held_locks)
         lines = [f"{n} lock{'s' if n != 1 else ''} held by {task.comm}/{task.pid}:"]
         for i, h in enumerate(task.held_locks):
-            at = self.held_info.get((task.pid, id(h)), (False, "?"))[1]
-            lines.append(f" #{i}: {lock_decor(h)}, at: {at}")
+            _, at, cls = self.held(task, h)
+            lines.append(f" #{i}: {lock_decor(h, cls)}, at: {at}")
         return lines
 
     def _log(self, kind: str, task: Any, stack: list[str], message: str, lines: list[str],
@@ -156,18 +169,19 @@ class Lockdep(Detector):
         """``print_circular_bug``: the chain ``next --> … --> prev``, then the new edge."""
         if not self._once(("circular", *sorted(path))):
             return
-        held_at = self.held_info.get((task.pid, id(prev)), (False, "?"))[1]
-        parent = path[-2] if len(path) > 1 else path[0]
+        held_at = self.held(task, prev)[1]
+        nxt_cls, prev_cls = path[0], path[-1]
+        parent = path[-2] if len(path) > 1 else nxt_cls
         lines = [
             "=" * 54,
             "WARNING: possible circular locking dependency detected",
             "6.12.0-reclaimlab #1 Not tainted",
             "-" * 54,
             f"{task.comm}/{task.pid} is trying to acquire lock:",
-            f"{lock_decor(nxt)}, at: {acquire_site(task)}",
+            f"{lock_decor(nxt, nxt_cls)}, at: {acquire_site(task)}",
             "",
             "but task is already holding lock:",
-            f"{lock_decor(prev)}, at: {held_at}",
+            f"{lock_decor(prev, prev_cls)}, at: {held_at}",
             "",
             "which lock already depends on the new lock.",
             "",
@@ -181,20 +195,20 @@ class Lockdep(Detector):
                           "stack": edge_stack})
             lines += ["", f"-> #{depth} {self.decor[path[depth]]}:"]
             lines += [f"       {fn}" for fn in reversed(edge_stack)]
-        lines += ["", f"-> #0 {lock_decor(nxt)}:"]
+        lines += ["", f"-> #0 {lock_decor(nxt, nxt_cls)}:"]
         lines += [f"       {fn}" for fn in reversed(stack)]
         lines += ["", "other info that might help us debug this:", ""]
-        if parent != nxt.name:
-            lines += ["Chain exists of:", f"  {nxt.name} --> {parent} --> {prev.name}", ""]
+        if parent != nxt_cls:
+            lines += ["Chain exists of:", f"  {nxt_cls} --> {parent} --> {prev_cls}", ""]
         lines += [
             " Possible unsafe locking scenario:",
             "",
             "       CPU0                    CPU1",
             "       ----                    ----",
-            f"  lock({prev.name});",
+            f"  lock({prev_cls});",
             f"                               lock({parent});",
-            f"                               lock({prev.name});",
-            f"  lock({nxt.name});",
+            f"                               lock({prev_cls});",
+            f"  lock({nxt_cls});",
             "",
             " *** DEADLOCK ***",
             "",
@@ -206,35 +220,35 @@ class Lockdep(Detector):
         ]
         chain = " --> ".join(path)
         self._log("lockdep_circular", task, stack,
-                  f"possible circular locking dependency: {chain} --> {nxt.name} "
-                  f"({task.comm}/{task.pid} acquiring {nxt.name} while holding {prev.name})",
-                  lines, {"chain": list(path), "held": prev.name, "acquiring": nxt.name,
+                  f"possible circular locking dependency: {chain} --> {nxt_cls} "
+                  f"({task.comm}/{task.pid} acquiring {nxt_cls} while holding {prev_cls})",
+                  lines, {"chain": list(path), "held": prev_cls, "acquiring": nxt_cls,
                           "edges": edges})
 
-    def print_deadlock_bug(self, task: Any, held: Any, lock: Any) -> None:
+    def print_deadlock_bug(self, task: Any, held: Any, lock: Any, cls: str) -> None:
         """``print_deadlock_bug``: "possible recursive locking detected"."""
-        if not self._once(("recursive", lock.name)):
+        if not self._once(("recursive", cls)):
             return
         stack = task_stack(task)
-        held_at = self.held_info.get((task.pid, id(held)), (False, "?"))[1]
+        held_at = self.held(task, held)[1]
         lines = [
             "=" * 44,
             "WARNING: possible recursive locking detected",
             "6.12.0-reclaimlab #1 Not tainted",
             "-" * 44,
             f"{task.comm}/{task.pid} is trying to acquire lock:",
-            f"{lock_decor(lock)}, at: {acquire_site(task)}",
+            f"{lock_decor(lock, cls)}, at: {acquire_site(task)}",
             "",
             "but task is already holding lock:",
-            f"{lock_decor(held)}, at: {held_at}",
+            f"{lock_decor(held, cls)}, at: {held_at}",
             "",
             "other info that might help us debug this:",
             " Possible unsafe locking scenario:",
             "",
             "       CPU0",
             "       ----",
-            f"  lock({held.name});",
-            f"  lock({lock.name});",
+            f"  lock({cls});",
+            f"  lock({cls});",
             "",
             " *** DEADLOCK ***",
             "",
@@ -247,8 +261,8 @@ class Lockdep(Detector):
             *call_trace(stack),
         ]
         self._log("lockdep_recursive", task, stack,
-                  f"possible recursive locking of {lock.name} by {task.comm}/{task.pid}",
-                  lines, {"lock": lock.name})
+                  f"possible recursive locking of {cls} by {task.comm}/{task.pid}",
+                  lines, {"lock": cls})
 
     def might_sleep(self, task: Any, lock: Any) -> None:
         """``__might_sleep``: a sleeping lock taken in an atomic section."""

@@ -77,12 +77,14 @@ class ChoicePolicy:
         self.kinds: list[str] = []
         self.labels: list[tuple[float, str, str]] = []  # (time, chosen, kind) of non-default picks
         self.cut = False
+        self.sim: Simulation | None = None
         self.on_cut: Callable[[], None] | None = None
         if not abstract_time:
             self.choose_timer = None  # the runtime looks the hook up with getattr
 
     def attach(self, sim: Simulation) -> None:
         """Install the policy on ``sim`` (before ``sim.run``)."""
+        self.sim = sim
         sim.policy = self
         if self.abstract_time:
             AbstractTime(sim)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .choice import ChoicePolicy
-from .target import Outcome, Target, stop_kinds
+from .target import Outcome, Target, run_schedule, stop_kinds
 from .toys import TOYS, toy_target
 
 FORMAT = "reclaimlab-counterexample/1"
@@ -82,7 +82,7 @@ def replay(cex: Counterexample, observers: Sequence[Any] = (),
     if target is None:
         target = make_target(cex.scenario, cex.design, cex.seed, cex.overrides)
     policy = ChoicePolicy(prefix=cex.choices, abstract_time=cex.abstract_time)
-    return target.run(policy, stop_kinds((cex.property,)), observers)
+    return run_schedule(target, policy, stop_kinds((cex.property,)), observers)
 
 
 # --------------------------------------------------------------------------- timeline

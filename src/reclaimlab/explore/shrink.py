@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from .choice import ChoicePolicy
-from .target import Outcome, Target, stop_kinds
+from .target import Outcome, Target, run_schedule, stop_kinds
 
 
 def normalize(choices: list[int]) -> list[int]:
@@ -43,8 +43,8 @@ def candidates(choices: list[int]) -> Iterator[list[int]]:
 def run_choices(target: Target, choices: list[int], prop: str,
                 abstract_time: bool = True) -> Outcome:
     """One run replaying ``choices`` then defaults, stopping at a finding of ``prop``."""
-    return target.run(ChoicePolicy(prefix=choices, abstract_time=abstract_time),
-                      stop_kinds((prop,)))
+    return run_schedule(target, ChoicePolicy(prefix=choices, abstract_time=abstract_time),
+                        stop_kinds((prop,)))
 
 
 def shrink(target: Target, choices: list[int], prop: str, abstract_time: bool = True,

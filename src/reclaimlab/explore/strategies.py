@@ -33,7 +33,7 @@ from reclaimlab.sim import Simulation
 
 from .choice import ChoicePolicy, option_owner, option_label
 from .state import state_hash
-from .target import DEFAULT_PROPERTIES, Outcome, Target, stop_kinds
+from .target import DEFAULT_PROPERTIES, Outcome, Target, run_schedule, stop_kinds
 
 STRATEGIES = ("random", "pct", "dfs")
 
@@ -322,16 +322,15 @@ def explore(target: Target, strategy: Any, budget: int = 10_000,
             policy = strategy.next_policy()
             if policy is None:
                 break
-            outcome = target.run(policy, stop_on)
+            outcome = run_schedule(target, policy, stop_on)
             strategy.record(policy, outcome)
             if on_schedule is not None:
                 on_schedule(outcome)
             violations = outcome.violations(properties)
             found = getattr(strategy, "found", None)
             if not violations and found is not None:
-                outcome = target.run(ChoicePolicy(prefix=found[1],
-                                                  abstract_time=strategy.abstract_time),
-                                     stop_kinds((found[0],)))
+                outcome = run_schedule(target, ChoicePolicy(
+                    prefix=found[1], abstract_time=strategy.abstract_time), stop_kinds((found[0],)))
                 violations = outcome.violations([found[0]])
             if violations:
                 stats.found = Found(violations[0][0], outcome)

@@ -11,6 +11,7 @@ violating schedule costs no more than its prefix.
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
@@ -29,6 +30,7 @@ PROPERTIES: dict[str, Callable[[Finding], bool]] = {
     "invariant": lambda f: f.kind == "invariant" and "never freed" not in f.message,
     "leak": lambda f: f.kind == "invariant" and "never freed" in f.message,
     "oom": lambda f: f.kind == "oom_kill",
+    "model_error": lambda f: f.kind == "model_error",
 }
 #: what a plain ``explore`` checks: every detector finding except an OOM kill, which is the
 #: kernel's legitimate answer to memory pressure rather than a bug
@@ -38,7 +40,7 @@ _STOP_KINDS = {
     "deadlock": ("deadlock",), "knot": ("deadlock",), "hung_task": ("hung_task",),
     "lockdep": ("lockdep_circular",),
     "nofail": ("nofail_in_reclaim", "nofail_costly_order", "nofail_no_reclaim"),
-    "invariant": ("invariant",), "leak": (), "oom": ("oom_kill",),
+    "invariant": ("invariant",), "leak": (), "oom": ("oom_kill",), "model_error": (),
 }
 
 
@@ -151,3 +153,44 @@ def model_result(target: Any, sim: Simulation, findings: list[Finding],
         "deadlocks": deadlocks,
         "invariants": {"ok": not invariants, "violations": invariants},
     }
+
+
+def run_schedule(target: Target, policy: ChoicePolicy, stop_on: Sequence[str] = (),
+                 observers: Sequence[Any] = ()) -> Outcome:
+    """``target.run``; an exception raised by the model under this schedule (a bug of the
+    simulator's models, or a runtime rule broken: sleeping under a spinlock) becomes a
+    ``model_error`` finding, so that it is shrunk and saved like any other violation."""
+    try:
+        return target.run(policy, stop_on, observers)
+    except Exception as exc:
+        sim = policy.sim
+        if sim is None:  # failed before the schedule began: not a property of a schedule
+            raise
+        finding = model_error(sim, exc)
+        return Outcome([finding], sim.digest(),
+                       lambda: error_result(target, sim, finding), sim, policy)
+
+
+def model_error(sim: Simulation, exc: BaseException) -> Finding:
+    """The ``model_error`` finding for ``exc``: the modelled frames and the traceback."""
+    task = ""
+    for note in getattr(exc, "__notes__", []):
+        if note.startswith("in simulated task "):
+            task = note[len("in simulated task "):].split(" at t=")[0]
+    frames = traceback.extract_tb(exc.__traceback__)
+    starts = [i for i, f in enumerate(frames) if f.name == "run" and "sim" in f.filename]
+    stack = [f.name for f in frames[starts[-1] + 1 if starts else 0:]]
+    message = f"{type(exc).__name__}: {exc}"
+    return Finding("model_error", sim.now, task, stack, message,
+                   "reclaimlab: the model raised under this schedule\n"
+                   + "".join(traceback.format_exception(exc)).rstrip())
+
+
+def error_result(target: Any, sim: Simulation, finding: Finding) -> dict[str, Any]:
+    """The run result of a schedule the model crashed in: outcome ``"error"``."""
+    return {"scenario": target.scenario, "design": target.design, "seed": target.seed,
+            "outcome": "error", "sim_time_ns": sim.now, "events": sim.events, "wall_s": 0.0,
+            "digest": sim.digest(), "warnings": [], "deadlocks": [],
+            "invariants": {"ok": True, "violations": []},
+            "error": {"task": finding.task, "message": finding.message,
+                      "stack": finding.stack}}

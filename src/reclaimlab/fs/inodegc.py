@@ -83,6 +83,15 @@ class InodegcConfig:
             raise ValueError(f"inodegc low_space_pct must be within 0..100, got {self.low_space_pct}")
 
 
+def inodegc_config(sim: Any, opts: dict) -> InodegcConfig:
+    """The inodegc knobs of a mount: ``inodegc_<field>`` keys of the VFS configuration (the
+    scenario's design section), overridden by mount options and tunables of the same name."""
+    merged = {**getattr(sim.vfs.config, "__dict__", {}), **opts, **opts.get("tunables", {})}
+    return InodegcConfig(**{name: merged[f"inodegc_{name}"]
+                            for name in InodegcConfig.__dataclass_fields__
+                            if f"inodegc_{name}" in merged})
+
+
 class xfs_inodegc:
     """``struct xfs_inodegc``: one CPU's queue of inodes awaiting inactivation."""
 

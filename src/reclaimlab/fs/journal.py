@@ -505,6 +505,7 @@ def jbd2_journal_commit_transaction(journal: journal_t):
     t.t_state = T_LOCKED
     if t.t_timer is not None:
         t.t_timer.cancel()
+    __jbd2_journal_clean_checkpoint_list(journal)
     yield from wait_event(journal.j_wait_updates, lambda: t.t_updates == 0)
     t.t_state = T_COMMIT
     journal.j_committing_transaction = t
@@ -604,6 +605,22 @@ def jbd2_log_do_checkpoint(journal: journal_t):
     yield from jbd2_cleanup_journal_tail(journal)
 
 
+def __jbd2_journal_clean_checkpoint_list(journal: journal_t) -> None:
+    """``__jbd2_journal_clean_checkpoint_list``: drop buffers already written back (by the
+    flushers or ``sync``) from the checkpoint lists, without IO; the tail may then move."""
+    for t in list(journal.j_checkpoint_transactions):
+        for jh in list(t.t_checkpoint_list):
+            if not jh.bh.b_state & (buffer.BH_Dirty | buffer.BH_Lock):
+                __jbd2_journal_remove_checkpoint(journal, jh)
+    jbd2_cleanup_journal_tail_nowrite(journal)
+
+
+def jbd2_journal_flush(journal: journal_t):
+    """``jbd2_journal_flush``: commit everything and checkpoint it all (freeze, unmount)."""
+    yield from jbd2_journal_force_commit(journal)
+    yield from jbd2_log_checkpoint_all(journal)
+
+
 def __jbd2_journal_remove_checkpoint(journal: journal_t, jh: journal_head) -> None:
     """``__jbd2_journal_remove_checkpoint``: a clean buffer leaves the checkpoint list."""
     t = jh.b_cp_transaction
@@ -649,8 +666,7 @@ def jbd2_log_checkpoint_all(journal: journal_t):
 
 def jbd2_journal_destroy(journal: journal_t):
     """``jbd2_journal_destroy``: commit what runs, checkpoint everything, stop kjournald2."""
-    yield from jbd2_journal_force_commit(journal)
-    yield from jbd2_log_checkpoint_all(journal)
+    yield from jbd2_journal_flush(journal)
     journal.j_unmount = True
     wake_up(journal.j_wait_commit)
     yield from wait_event(journal.j_wait_done_commit, lambda: journal.j_task is None)

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import heapq
 
-from reclaimlab.sim import WaitQueue, current, wait_event, wake_up
+from reclaimlab.sim import WaitQueue, wait_event, wake_up
 
 from . import page_alloc
 from .gfp import GFP_HIGHUSER_MOVABLE
 from .mm_types import (
-    PG_anon, PG_dirty, PG_lru, PG_reclaim, PG_referenced, PG_uptodate, PG_writeback,
+    PG_dirty, PG_lru, PG_reclaim, PG_referenced, PG_uptodate, PG_writeback,
 )
 from .swap import folio_add_lru, folio_mark_accessed_pfn, folio_rotate_reclaimable, \
     lruvec_del_folio
@@ -331,6 +331,16 @@ def __filemap_remove_folio(mapping: address_space, pfn: int, index: int) -> None
         pgdat.nr_file_pages -= nr
 
 
+def filemap_release_folio(mapping: address_space, index: int) -> bool:
+    """``filemap_release_folio``: a folio with private data (buffer heads) may be freed only if
+    the owner's ``a_ops.release_folio(folio) -> bool`` agrees (``try_to_free_buffers`` fails
+    for dirty, locked or journalled buffers). Without the hook the private data is dropped."""
+    if index not in mapping.private:
+        return True
+    hook = getattr(mapping.a_ops, "release_folio", None)
+    return hook is None or bool(hook(folio(mapping, index)))
+
+
 def __remove_mapping(mapping: address_space, pfn: int) -> None:
     """``__remove_mapping`` for reclaim: a clean folio (already off the LRU) leaves the page
     cache and its frames are freed."""
@@ -361,14 +371,15 @@ def truncate_inode_pages(mapping: address_space, lstart: int = 0) -> int:
 def invalidate_mapping_pages(mapping: address_space, start: int = 0,
                              end: int | None = None) -> int:
     """``invalidate_mapping_pages``: drop the clean, idle folios in [start, end]; dirty and
-    writeback ones stay. Freed pages count as reclaimed for a reclaimer calling this
+    writeback ones, and those whose private data cannot be released, stay. Freed pages count as reclaimed for a reclaimer calling this
     (``inode_lru_isolate`` credits them). Returns pages freed."""
     pgdat = mapping.pgdat
     mm = pgdat.mem_map
     freed = 0
     for index in [i for i in mapping.i_pages if i >= start and (end is None or i <= end)]:
         pfn = mapping.i_pages[index]
-        if mm.flags[pfn] & (PG_dirty | PG_writeback):
+        if mm.flags[pfn] & (PG_dirty | PG_writeback) or not filemap_release_folio(mapping,
+                                                                                  index):
             continue
         __filemap_remove_folio(mapping, pfn, index)
         page_alloc.free_pages(pfn, mapping.min_order, pgdat)
@@ -383,6 +394,3 @@ def mapping_release(mapping: address_space) -> None:
     mapping.pgdat.unregister_owner(mapping.id)
 
 
-def page_is_file_cache(pgdat, pfn: int) -> bool:
-    flags = pgdat.mem_map.flags[pfn]
-    return bool(flags & PG_lru) and not flags & PG_anon

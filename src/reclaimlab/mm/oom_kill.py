@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from reclaimlab.sim import PF_KTHREAD, current
 
-from .anon import exit_mmap, mm_rss
+from . import anon
 from .gfp import __GFP_FS, gfp_names
 
 
 def oom_badness(pgdat, task) -> int:
     """``oom_badness``: pages the task pins (anon RSS + raw allocator pages)."""
-    return mm_rss(task) + pgdat.raw_pages_by_pid.get(task.pid, 0)
+    return anon.mm_rss(task) + pgdat.raw_pages_by_pid.get(task.pid, 0)
 
 
 def select_bad_process(pgdat):
@@ -39,7 +39,7 @@ def oom_kill_process(pgdat, victim, points: int, gfp: int, order: int) -> None:
     """``oom_kill_process`` + ``__oom_kill_process`` + the OOM reaper."""
     victim.oom_killed = True
     mm = getattr(victim, "mm", None)
-    freed = exit_mmap(mm) if mm is not None else 0
+    freed = anon.exit_mmap(mm) if mm is not None else 0
     pgdat.stats.oom_kills += 1
     pgdat.sim.emit("oom_kill", current(), victim, {
         "victim": victim.comm, "pid": victim.pid, "points": points, "anon_freed": freed,

@@ -17,6 +17,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from hdrh.histogram import HdrHistogram
+
 from reclaimlab.sim import (
     JIFFY_NS, NSEC_PER_SEC, PF_MEMALLOC, PF_WQ_WORKER, LockdepMap, Mutex, Run, RwSemaphore,
     WaitQueue, cond_resched, current, lock_map_acquire, lock_map_release,
@@ -30,7 +32,7 @@ from .gfp import (
     __GFP_NOFAIL, __GFP_NOLOCKDEP, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN,
     __GFP_RETRY_MAYFAIL, current_gfp_context, gfp_names,
 )
-from .mm_types import NR_LRU_LISTS, MemMap
+from .mm_types import LRU_NAMES, NR_LRU_LISTS, MemMap
 
 PAGE_ALLOC_COSTLY_ORDER = 3
 MAX_RECLAIM_RETRIES = 16
@@ -77,14 +79,16 @@ class MemoryConfig:
 
 @dataclass
 class MmStats:
-    """Counters a run result reads (``sim.pgdat.stats``)."""
+    """Counters a run result reads (``sim.pgdat.stats``). Direct-reclaim stalls also go into an
+    HDR histogram (3 significant digits) for the p99; count, total and max are exact."""
 
     allocs: int = 0
     alloc_failures: int = 0
     direct_reclaim_count: int = 0
     direct_reclaim_total_ns: int = 0
     direct_reclaim_max_ns: int = 0
-    direct_reclaim_ns: list[int] = field(default_factory=list)
+    direct_reclaim_hist: HdrHistogram = field(
+        default_factory=lambda: HdrHistogram(1, 3600 * NSEC_PER_SEC, 3))
     kswapd_wakes: int = 0
     oom_kills: int = 0
     compact_stall: int = 0
@@ -93,6 +97,19 @@ class MmStats:
     pgsteal: int = 0
     slabs_scanned: int = 0
     nofail_retries: int = 0
+
+    def record_direct_reclaim(self, ns: int) -> None:
+        self.direct_reclaim_count += 1
+        self.direct_reclaim_total_ns += ns
+        self.direct_reclaim_max_ns = max(self.direct_reclaim_max_ns, ns)
+        self.direct_reclaim_hist.record_value(max(ns, 1))
+
+    def direct_reclaim_summary(self) -> dict:
+        """The run result's ``direct_reclaim`` object: {count, total_ns, p99_ns, max_ns}."""
+        p99 = (min(self.direct_reclaim_hist.get_value_at_percentile(99.0),
+                   self.direct_reclaim_max_ns) if self.direct_reclaim_count else 0)
+        return {"count": self.direct_reclaim_count, "total_ns": self.direct_reclaim_total_ns,
+                "p99_ns": p99, "max_ns": self.direct_reclaim_max_ns}
 
 
 class zone:
@@ -213,14 +230,22 @@ class pglist_data:
         return n
 
     def check_invariants(self) -> list[str]:
-        """Buddy consistency and page conservation (free + allocated == managed)."""
+        """Buddy consistency (every frame in exactly one block, free lists exact, merges
+        complete), LRU lists that match their counters, page cache accounting."""
         out = self.zone.free_area.check_invariants()
-        used = sum(self.nr_lru)
-        if used + self.zone.free_pages > self.nr_pages:
-            out.append(f"LRU pages {used} + free {self.zone.free_pages} exceed "
-                       f"{self.nr_pages} frames")
-        if any(n < 0 for n in self.nr_lru):
-            out.append(f"negative LRU size {self.nr_lru}")
+        mm = self.mem_map
+        for lru, name in enumerate(LRU_NAMES):
+            head = mm.lru_head(lru)
+            pages, pfn, steps = 0, mm.lru_next[head], 0
+            while pfn != head and steps <= self.nr_pages:
+                pages += 1 << mm.order[pfn]
+                pfn, steps = mm.lru_next[pfn], steps + 1
+            if pages != self.nr_lru[lru]:
+                out.append(f"{name} list holds {pages} pages, counter says {self.nr_lru[lru]}")
+        cached = sum(o.nrpages + (len(o.orphans) << o.min_order)
+                     for o in self.owners.values() if hasattr(o, "i_pages"))
+        if cached != self.nr_file_pages:
+            out.append(f"mappings hold {cached} pages, NR_FILE_PAGES is {self.nr_file_pages}")
         return out
 
     def __repr__(self) -> str:
@@ -624,13 +649,7 @@ def __alloc_pages_direct_reclaim(gfp: int, order: int, alloc_flags: int):
     progress = yield from vmscan.try_to_free_pages(pgdat, gfp, order)
     memalloc_noreclaim_restore(noreclaim)
     fs_reclaim_release(taken)
-    stall = sim.now - start
-    st = pgdat.stats
-    st.direct_reclaim_count += 1
-    st.direct_reclaim_total_ns += stall
-    st.direct_reclaim_ns.append(stall)
-    if stall > st.direct_reclaim_max_ns:
-        st.direct_reclaim_max_ns = stall
+    pgdat.stats.record_direct_reclaim(sim.now - start)
     if not progress:
         return None, 0
     return get_page_from_freelist(pgdat, gfp, order, alloc_flags), progress

@@ -123,7 +123,8 @@ def shrink_active_list(pgdat, nr_to_scan: int, sc: scan_control, lru: int):
 def shrink_inactive_list(pgdat, nr_to_scan: int, sc: scan_control, lru: int):
     """``shrink_inactive_list`` + ``shrink_folio_list`` for up to ``nr_to_scan`` tail folios.
 
-    File: writeback → keep (kswapd seeing a ``PG_reclaim`` folio again while the node is
+    File: private data the owner will not release (``filemap_release_folio``) → activate;
+    writeback → keep (kswapd seeing a ``PG_reclaim`` folio again while the node is
     flagged ``PGDAT_WRITEBACK`` counts it "immediate", which throttles kswapd), dirty → set
     ``PG_reclaim`` and activate, clean → ``__remove_mapping`` and free. If every folio taken was
     dirty and not queued for IO, wake the flushers. Returns pages reclaimed."""
@@ -160,8 +161,13 @@ def shrink_inactive_list(pgdat, nr_to_scan: int, sc: scan_control, lru: int):
             flags_a[pfn] = flags | PG_reclaim | PG_active
             lruvec_add_folio(pgdat, pfn)
         else:
-            filemap.__remove_mapping(pgdat.owners[owner_a[pfn]], pfn)
-            reclaimed += nr
+            mapping = pgdat.owners[owner_a[pfn]]
+            if filemap.filemap_release_folio(mapping, mm.index[pfn]):
+                filemap.__remove_mapping(mapping, pfn)
+                reclaimed += nr
+            else:
+                flags_a[pfn] = flags | PG_active
+                lruvec_add_folio(pgdat, pfn)
     sc.nr_taken += taken
     sc.nr_unqueued_dirty += unqueued_dirty
     sc.nr_scanned += taken
@@ -303,8 +309,11 @@ def throttle_direct_reclaim(pgdat, gfp: int):
         return False
     if allow_direct_reclaim(pgdat):
         return False
-    timeout = None if gfp & __GFP_FS else NSEC_PER_SEC
-    yield from wait_event(pgdat.pfmemalloc_wait, lambda: allow_direct_reclaim(pgdat), timeout)
+    if gfp & __GFP_FS:      # wait_event_killable
+        yield from wait_event(pgdat.pfmemalloc_wait, lambda: allow_direct_reclaim(pgdat))
+    else:                   # wait_event_interruptible_timeout(..., HZ)
+        yield from wait_event(pgdat.pfmemalloc_wait, lambda: allow_direct_reclaim(pgdat),
+                              NSEC_PER_SEC, "S")
     return bool(task.oom_killed)
 
 
@@ -434,6 +443,15 @@ def kswapd_shrink_node(pgdat, sc: scan_control):
     if sc.order and sc.nr_reclaimed >= 2 << sc.order:
         sc.order = 0
     return sc.nr_scanned >= sc.nr_to_reclaim
+
+
+def drop_slab(pgdat):
+    """``drop_slab`` (``echo 2 > drop_caches``): ``shrink_slab`` at priority 0 until a round
+    frees no more than 10 objects."""
+    while True:
+        freed = yield from shrink_slab(pgdat, GFP_KERNEL, 0)
+        if freed <= 10:
+            return
 
 
 def balance_pgdat(pgdat, order: int):

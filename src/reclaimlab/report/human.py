@@ -51,7 +51,7 @@ def tables(result: dict[str, Any], top_blocked: int = 10) -> list[Table]:
     ]
     blocked = result.get("blocked", [])[:top_blocked]
     if blocked:
-        out.append(_table("Uninterruptible (D) wait time per task",
+        out.append(_table("D-state wait per task",
                           ["task", "waits", "total", "longest"],
                           [[r["task"], str(r["waits"]), fmt_ns(r["blocked_ns"]),
                             fmt_ns(r["max_ns"])] for r in blocked]))

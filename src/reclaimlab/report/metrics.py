@@ -25,6 +25,8 @@ from reclaimlab.sim import NSEC_PER_MSEC, NSEC_PER_SEC, PF_MEMALLOC
 
 # 1 ns .. ~2.8 h of virtual time, 3 significant digits
 _HIST_MAX_NS = 10_000 * NSEC_PER_SEC
+# distinct latencies counted before they are handed to the histogram
+_PENDING_MAX = 4096
 CDF_PERCENTILES = (
     *range(0, 90, 2), *[90 + i / 2 for i in range(18)], 99.0, 99.5, 99.9, 99.99, 100.0,
 )
@@ -36,11 +38,6 @@ def nearest_rank(sorted_values: list[int], pct: float) -> int:
         return 0
     rank = max(1, -(-len(sorted_values) * pct // 100))
     return sorted_values[min(len(sorted_values), int(rank)) - 1]
-
-
-def log2_bucket(ns: int) -> int:
-    """bpftrace ``hist()`` bucket: 0 for 0, k for values in [2^(k-1), 2^k)."""
-    return int(ns).bit_length()
 
 
 def zone_watermarks(zone: Any) -> tuple[int, int, int]:
@@ -79,6 +76,7 @@ class Metrics(Detector):
         self.sim = sim
         self.sample_ns = sample_ns
         self.alloc_hist = HdrHistogram(1, _HIST_MAX_NS, 3)
+        self.alloc_pending: dict[int, int] = {}
         self.alloc_count = 0
         self.alloc_max = 0
         self.alloc_log2: list[int] = []
@@ -115,7 +113,13 @@ class Metrics(Detector):
 
     def on_alloc(self, task: Any, obj: Any, info: Any) -> None:
         self.record_alloc(int(info["ns"]))
-        self.sample_zone()
+        pgdat = getattr(self.sim, "pgdat", None)
+        if pgdat is None:
+            return
+        if self.watermarks:
+            self.free_series.add(self.sim.now, pgdat.zone.free_pages)
+        else:
+            self.sample_zone()
 
     def on_direct_reclaim_begin(self, task: Any, obj: Any, info: Any) -> None:
         self.dr_begin[task.pid] = self.sim.now
@@ -148,15 +152,25 @@ class Metrics(Detector):
         series.add(self.sim.now, int(info["depth"]))
 
     def record_alloc(self, ns: int) -> None:
+        """Count one latency. Virtual-time latencies repeat a lot, so they are counted per
+        value and handed to the HDR histogram in batches (``record_value(v, count)``)."""
         self.alloc_count += 1
-        self.alloc_hist.record_value(min(ns, _HIST_MAX_NS))
+        pending = self.alloc_pending
+        pending[ns] = pending.get(ns, 0) + 1
+        if len(pending) > _PENDING_MAX:
+            self.flush_allocs()
         if ns > self.alloc_max:
             self.alloc_max = ns
-        b = log2_bucket(ns)
+        b = ns.bit_length()  # bpftrace hist(): 0 for 0, k for [2^(k-1), 2^k)
         buckets = self.alloc_log2
         if b >= len(buckets):
             buckets.extend([0] * (b + 1 - len(buckets)))
         buckets[b] += 1
+
+    def flush_allocs(self) -> None:
+        for ns, count in self.alloc_pending.items():
+            self.alloc_hist.record_value(min(ns, _HIST_MAX_NS), count)
+        self.alloc_pending.clear()
 
     def add_blocked(self, task: Any, ns: int) -> None:
         row = self.blocked.setdefault(task.pid, {"task": f"{task.comm}:{task.pid}",
@@ -166,7 +180,8 @@ class Metrics(Detector):
         row["max_ns"] = max(row["max_ns"], ns)
 
     def sample_zone(self) -> None:
-        """Append free pages / watermarks when they changed since the last sample."""
+        """Sample free pages, and watermarks when they changed (at reclaim events: they do not
+        move at a plain allocation)."""
         pgdat = getattr(self.sim, "pgdat", None)
         if pgdat is None:
             return
@@ -195,6 +210,7 @@ class Metrics(Detector):
         self.sample_zone()
 
     def alloc_latency(self) -> dict[str, int]:
+        self.flush_allocs()
         h = self.alloc_hist
         if not self.alloc_count:
             return {"count": 0, "p50": 0, "p90": 0, "p99": 0, "p999": 0, "max": 0}
@@ -209,6 +225,7 @@ class Metrics(Detector):
         """``[[ns, fraction], …]`` at ``CDF_PERCENTILES``, for plots and comparisons."""
         if not self.alloc_count:
             return []
+        self.flush_allocs()
         return [[min(self.alloc_hist.get_value_at_percentile(p), self.alloc_max), p / 100]
                 for p in CDF_PERCENTILES]
 

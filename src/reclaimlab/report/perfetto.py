@@ -34,10 +34,6 @@ _INSTANT_NAMES = {
     "work_end": "workqueue_execute_end",
     "oom_kill": "mark_victim",
 }
-# event kinds that are not instants, and those at which a task's stack is not sampled
-_QUIET = ("run", "sleep", "block", "wake", "spawn", "exit", "lock_acquire", "lock_acquired",
-          "lock_release", "alloc", "queue_depth")
-_NO_STACK = ("wake", "lock_acquire", "lock_acquired", "lock_release", "alloc", "queue_depth")
 _MM_KINDS = ("alloc", "mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end",
              "mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep", "mm_shrink_slab_end", "oom_kill")
 
@@ -74,6 +70,13 @@ class PerfettoTracer:
         self.next_flow = 1
         self.last_watermarks: tuple[int, ...] = ()
         self.closed = False
+        self.routes: dict[str, Callable[[Any, Any, Any], None]] = {
+            "run": self.on_stop, "sleep": self.on_stop, "block": self.on_stop,
+            "exit": self.on_stop, "spawn": self.on_spawn, "alloc": self.on_alloc,
+            "queue_depth": self.on_queue_depth, "wake": self.on_nothing,
+            "lock_acquire": self.on_nothing, "lock_acquired": self.on_nothing,
+            "lock_release": self.on_nothing,
+        }
         for t in sim.tasks.values():
             if t.state != "X":
                 self.thread(t)
@@ -108,15 +111,16 @@ class PerfettoTracer:
         self.stacks[tid] = stack
 
     def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
-        if task is not None and kind not in _NO_STACK:
-            if kind == "spawn":
-                self.thread(task)
+        route = self.routes.get(kind)
+        if route is not None:
+            route(task, obj, info)
+            return
+        # a subsystem event: an instant, named after its tracepoint, on the task's track
+        if task is not None:
             self.update_stack(task, task_stack(task))
-        if kind == "queue_depth":
-            self.counter(f"{info['name']} queue depth", "depth", int(info["depth"]), max)
-        elif kind == "tracepoint":
+        if kind == "tracepoint":
             self.instant(task, info.get("name", "tracepoint"), info)
-        elif kind not in _QUIET:
+        else:
             self.instant(task, _INSTANT_NAMES.get(kind, kind), info)
         if kind == "inode_deferred":
             self.flow_start(task, obj)
@@ -124,6 +128,29 @@ class PerfettoTracer:
             self.flow_end(task, obj)
         if kind in _MM_KINDS:
             self.sample_zone()
+
+    def on_stop(self, task: Any, obj: Any, info: Any) -> None:
+        """The task runs, sleeps, blocks or exits: its clock may move on, sample its stack."""
+        self.update_stack(task, task_stack(task))
+
+    def on_spawn(self, task: Any, obj: Any, info: Any) -> None:
+        self.thread(task)
+        self.update_stack(task, task_stack(task))
+
+    def on_alloc(self, task: Any, obj: Any, info: Any) -> None:
+        pgdat = getattr(self.sim, "pgdat", None)
+        if pgdat is None:
+            return
+        if self.last_watermarks:
+            self.counter("free pages", "free", pgdat.zone.free_pages, min)
+        else:
+            self.sample_zone()
+
+    def on_queue_depth(self, task: Any, obj: Any, info: Any) -> None:
+        self.counter(f"{info['name']} queue depth", "depth", int(info["depth"]), max)
+
+    def on_nothing(self, task: Any, obj: Any, info: Any) -> None:
+        """Wake-ups and lock events: nothing time-consuming happens at them."""
 
     # ------------------------------------------------------------------ other records
     def instant(self, task: Any, name: str, info: Any) -> None:

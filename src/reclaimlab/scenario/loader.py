@@ -167,8 +167,8 @@ def _scenario_error(raw: dict, err: dict, more: int, label: str, lines: dict[tup
     path = _raw_path(raw, err["loc"])
     msg = err["msg"].removeprefix("Value error, ")
     m = re.match(r"^([A-Za-z0-9_.]+): (.*)$", msg)
-    if not path and m:
-        path = tuple(int(p) if p.isdigit() else p for p in m.group(1).split("."))
+    if m and err["type"] == "value_error":  # our validators prefix the key they concern
+        path += tuple(int(p) if p.isdigit() else p for p in m.group(1).split("."))
         msg = m.group(2)
     if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
         path += (err["ctx"]["discriminator"].strip("'"),)

@@ -98,11 +98,11 @@ def vfs_config(scenario: Scenario, design: str) -> VfsConfig:
 def register_filesystems(sim: Simulation) -> None:
     """``register_filesystem`` for each filesystem type the model has (module init)."""
     from reclaimlab.fs import register_block_filesystems
-    from reclaimlab.fs.overlay import OvlFsType
+    from reclaimlab.fs.overlay.super import OverlayFsType
     from reclaimlab.vfs.super import register_filesystem
 
     register_block_filesystems(sim)
-    register_filesystem(sim, OvlFsType())
+    register_filesystem(sim, OverlayFsType())
 
 
 def group_name(spec: Any, index: int) -> str:

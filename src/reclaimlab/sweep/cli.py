@@ -105,7 +105,7 @@ def _run_with_progress(sweep: Sweep, store, executor, runner: Runner, console: C
     state: dict[str, Any] = {"failed": 0}
 
     def on_start(total: int, missing: int) -> None:
-        what = f"sweep ({total - missing} of {total} already stored)" if missing < total else "sweep"
+        what = "sweep" if missing == total else f"sweep ({total - missing} of {total} stored)"
         state["task"] = progress.add_task(what, total=missing, failed=0)
 
     def on_row(row: dict) -> None:

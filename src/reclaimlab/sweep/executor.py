@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -34,6 +34,8 @@ from reclaimlab.sweep.spec import RunSpec, Sweep, SweepError
 from reclaimlab.sweep.store import make_row
 
 Runner = Callable[[str, "str | None", "int | None", list[str]], dict]
+Rows = Generator[dict[str, Any], None, None]
+MAX_KILLERS = 3  # workers dying one after another with no run ever finishing: give up
 
 
 def default_runner(scenario: str, design: str | None, seed: int | None,
@@ -70,11 +72,14 @@ def default_workers() -> int:
 
 
 class Executor(Protocol):
-    """Runs the given runs and yields one row per run, in completion order."""
+    """What :func:`run_sweep` needs from an engine."""
 
-    def map_runs(self, runs: Sequence[RunSpec], runner: Runner) -> Iterator[dict[str, Any]]: ...
+    def map_runs(self, runs: Sequence[RunSpec], runner: Runner) -> Rows:
+        """Run each run once (``execute_run``); yield its row as it finishes. Closing the
+        generator early cancels what has not started."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Stop the workers."""
 
 
 class LocalExecutor:
@@ -85,13 +90,16 @@ class LocalExecutor:
         self.pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
+        context = multiprocessing.get_context("forkserver")
+        return ProcessPoolExecutor(self.workers, mp_context=context)
 
-    def map_runs(self, runs: Sequence[RunSpec], runner: Runner) -> Iterator[dict[str, Any]]:
+    def map_runs(self, runs: Sequence[RunSpec], runner: Runner) -> Rows:
         todo = deque(runs)
         suspects: deque[RunSpec] = deque()  # in flight when a worker died: rerun one at a time
         inflight: dict[Future, RunSpec] = {}
         alone: RunSpec | None = None  # the suspect running by itself, if any
+        killers: list[RunSpec] = []  # died alone; recorded once some run has worked
+        worked = False
         while todo or suspects or inflight:
             if suspects and not inflight:
                 alone = suspects.popleft()
@@ -116,16 +124,30 @@ class LocalExecutor:
                     lost.append(run)
                     continue
                 alone = None if run is alone else alone
+                worked = True
                 yield row
             if lost:
                 lost.extend(inflight.values())
                 inflight.clear()
                 self._restart_pool()
                 if alone is not None:
-                    yield make_row(alone, None, error="the worker process died running this run")
+                    killers.append(alone)
                     alone = None
                 else:
                     suspects.extend(lost)
+            if killers and (worked or len(killers) >= MAX_KILLERS):
+                yield from self._killer_rows(killers, worked)
+
+    @staticmethod
+    def _killer_rows(killers: list[RunSpec], worked: bool) -> Rows:
+        """Rows for runs that killed their worker, unless no run has worked at all: then it
+        is the workers that cannot run, which is not the runs' fault."""
+        if not worked:
+            raise SweepError(f"{len(killers)} worker processes in a row died before any run "
+                             "finished; the workers cannot start or are being killed")
+        for run in killers:
+            yield make_row(run, None, error="the worker process died running this run")
+        killers.clear()
 
     def _submit(self, inflight: dict[Future, RunSpec], run: RunSpec, runner: Runner) -> bool:
         """Queue one run; False when the pool has just broken (the caller keeps the run)."""
@@ -165,16 +187,20 @@ class DaskExecutor:
         except OSError as exc:
             raise SweepError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
 
-    def map_runs(self, runs: Sequence[RunSpec], runner: Runner) -> Iterator[dict[str, Any]]:
+    def map_runs(self, runs: Sequence[RunSpec], runner: Runner) -> Rows:
         from dask.distributed import as_completed
         futures = self.client.map(execute_run, runs, runner=runner, pure=False)
         by_future = dict(zip(futures, runs))
-        for fut in as_completed(futures):
-            try:
-                yield fut.result()
-            except Exception as exc:  # KilledWorker and friends: the run never returned
-                yield make_row(by_future[fut], None, error=describe_error(exc))
-            fut.release()
+        try:
+            for fut in as_completed(futures):
+                try:
+                    row = fut.result()
+                except Exception as exc:  # KilledWorker and friends: the run never returned
+                    row = make_row(by_future[fut], None, error=describe_error(exc))
+                fut.release()
+                yield row
+        finally:
+            self.client.cancel(futures)
 
     def close(self) -> None:
         self.client.close()

@@ -243,7 +243,7 @@ def load_sweep(path: str | Path) -> Sweep:
 
 
 def sweep_from_dict(data: dict, source: str = "<sweep>", root: Path = Path(".")) -> Sweep:
-    """Validate an already-parsed sweep; a ``base`` that looks like a path is relative to ``root``."""
+    """Validate a parsed sweep; a ``base`` that looks like a path is relative to ``root``."""
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:

@@ -146,7 +146,8 @@ class DuckDBStore:
             "WHERE table_name = ? ORDER BY ordinal_position", [TABLE]).fetchall())
         missing = [c for c in KEY_COLUMNS if c not in cols]
         if cols and missing:
-            raise SweepError(f"{self.path}: table {TABLE} is not a sweep's (no column {missing[0]})")
+            raise SweepError(f"{self.path}: table {TABLE} is not a sweep's "
+                             f"(no column {missing[0]})")
         return cols
 
     def _create_table(self, row: dict[str, Any]) -> None:

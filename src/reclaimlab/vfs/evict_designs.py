@@ -35,6 +35,21 @@ def resolve_design(vfs_design: str, fs_type: FileSystemType) -> str:
     return vfs_design
 
 
+class PassiveRefWait(WaitQueue):
+    """The throttle/flush wait queue; its "holder" is the worker draining the queue, so the
+    deadlock detector sees who a throttled task waits for."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self, queue: "PassiveRefQueue") -> None:
+        super().__init__(f"{queue.sb.s_id}:passive_ref")
+        self.queue = queue
+
+    def holders(self) -> list:
+        worker = self.queue.worker
+        return [worker] if worker is not None else []
+
+
 class PassiveRefQueue:
     """Per-superblock deferred-eviction queue: FIFO of ``I_FREEING`` inodes, one work item."""
 
@@ -44,7 +59,7 @@ class PassiveRefQueue:
         self.sb = sb
         self.inodes: deque[Inode] = deque()
         self.work = Work(passive_ref_evict_worker, self)
-        self.wait = WaitQueue(f"{sb.s_id}:passive_ref")
+        self.wait = PassiveRefWait(self)
         self.worker: Any = None
 
     def __repr__(self) -> str:

@@ -19,6 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from reclaimlab.block import blkdev_issue_flush
+from reclaimlab.mm.gfp import GFP_KERNEL
+from reclaimlab.mm.slab import kmem_cache_alloc, kmem_cache_free
 from reclaimlab.sim import Run, current
 
 from . import dcache, fs_writeback
@@ -33,15 +35,22 @@ PAGE_SIZE = 1 << PAGE_SHIFT
 
 # ------------------------------------------------------------------ open / close
 def vfs_open(dentry: Dentry, flags: int):
-    """``do_dentry_open``: a ``File`` on ``dentry`` (takes a dentry reference), ``->open``."""
+    """``alloc_empty_file`` (``filp`` slab) + ``do_dentry_open``: a ``File`` on ``dentry``
+    (takes a dentry reference), ``->open``."""
     inode = dentry.d_inode
     if S_ISDIR(inode.i_mode) and flags & O_ACCMODE != O_RDONLY:
         raise KernelError("EISDIR", repr(dentry))
+    vfs = inode.i_sb.s_sim.vfs
+    slab = yield from kmem_cache_alloc(vfs.filp_cachep, GFP_KERNEL)
+    if slab is None:
+        raise KernelError("ENFILE", "alloc_empty_file")
     file = File(dcache.dget(dentry), flags)
+    file.f_slab = slab
     if file.f_op is not None and file.f_op.open:
         try:
             yield from file.f_op.open(inode, file)
         except BaseException:
+            kmem_cache_free(vfs.filp_cachep, slab)
             yield from dcache.dput(dentry)
             raise
     return file
@@ -56,6 +65,7 @@ def fput(file: File):
         yield from file.f_op.release(file.f_inode, file)
     dentry = file.f_dentry
     file.f_dentry = None  # type: ignore[assignment]
+    kmem_cache_free(dentry.d_sb.s_sim.vfs.filp_cachep, file.f_slab)
     yield from dcache.dput(dentry)
 
 
@@ -84,6 +94,15 @@ def close_fd(vfs: Any, fd: int) -> File:
     if file is None:
         raise KernelError("EBADF", str(fd))
     return file
+
+
+def exit_files():
+    """``exit_files`` (``do_exit``): close every file the current task still has open. A task
+    that ends (or was OOM-killed) should run this last, or its files stay open for good."""
+    vfs = current().sim.vfs
+    table = vfs.fdtables.pop(current().pid, {})
+    for fd in sorted(table):
+        yield from fput(table[fd])
 
 
 # ------------------------------------------------------------------ read / write

@@ -326,7 +326,8 @@ class SuperBlock:
 class File:
     """``struct file``: holds a reference on ``f_dentry`` (and so on its inode)."""
 
-    __slots__ = ("f_dentry", "f_inode", "f_op", "f_flags", "f_pos", "f_count", "private_data")
+    __slots__ = ("f_dentry", "f_inode", "f_op", "f_flags", "f_pos", "f_count", "private_data",
+                 "f_slab")
 
     def __init__(self, dentry: Dentry, flags: int) -> None:
         self.f_dentry = dentry
@@ -336,6 +337,7 @@ class File:
         self.f_pos = 0
         self.f_count = 1
         self.private_data: Any = None
+        self.f_slab: Any = None
 
     def __repr__(self) -> str:
         return f"file {self.f_dentry!r}"

@@ -50,7 +50,7 @@ class writeback_control:
 class bdi_writeback:
     """``struct bdi_writeback`` of one superblock."""
 
-    __slots__ = ("sb", "b_dirty", "dwork", "start_all", "written", "registered")
+    __slots__ = ("sb", "b_dirty", "dwork", "start_all", "written", "registered", "running")
 
     def __init__(self, sb: SuperBlock) -> None:
         self.sb = sb
@@ -59,6 +59,7 @@ class bdi_writeback:
         self.start_all = False
         self.written = 0
         self.registered = True
+        self.running = False
 
     def __repr__(self) -> str:
         return f"bdi_writeback {self.sb.s_id}"
@@ -151,10 +152,10 @@ def __writeback_single_inode(inode: Inode, wbc: writeback_control):
             written = yield from mapping.a_ops.writepages(mapping, wbc.nr_to_write)
             wbc.nr_to_write -= written
             inode.i_sb.s_wb.written += written
-        if wbc.sync_mode == WB_SYNC_ALL and mapping is not None:
-            yield from filemap_fdatawait(mapping)
-        if _mapping_dirty(mapping):
-            inode.i_state |= I_DIRTY_PAGES
+    if wbc.sync_mode == WB_SYNC_ALL and mapping is not None:
+        yield from filemap_fdatawait(mapping)
+    if _mapping_dirty(mapping):
+        inode.i_state |= I_DIRTY_PAGES
     dirty = inode.i_state & (I_DIRTY_INODE | I_DIRTY_TIME)
     inode.i_state &= ~dirty
     op = inode.i_sb.s_op
@@ -170,12 +171,14 @@ def _requeue_inode(inode: Inode) -> None:
 
 def writeback_single_inode(inode: Inode, wbc: writeback_control):
     """``writeback_single_inode``: write one inode, waiting out a concurrent writer for
-    ``WB_SYNC_ALL``."""
+    ``WB_SYNC_ALL`` — which also waits for writeback already in flight on a clean inode."""
     if inode.i_state & I_SYNC:
         if wbc.sync_mode != WB_SYNC_ALL:
             return
         yield from inode_wait_for_writeback(inode)
-    if not inode.i_state & I_DIRTY_ALL:
+    mapping = inode.i_data
+    under_writeback = mapping is not None and mapping.nr_writeback
+    if not inode.i_state & I_DIRTY_ALL and (wbc.sync_mode != WB_SYNC_ALL or not under_writeback):
         return
     inode.i_state |= I_SYNC
     inode_io_list_del(inode)
@@ -225,8 +228,22 @@ def writeback_inodes_sb(sb: SuperBlock):
 
 
 def sync_inodes_sb(sb: SuperBlock):
-    """``sync_inodes_sb``: data-integrity writeback of every dirty inode of ``sb``."""
+    """``sync_inodes_sb``: data-integrity writeback of every dirty inode of ``sb``, then
+    ``wait_sb_inodes``."""
     yield from writeback_sb_inodes(sb, writeback_control(WB_SYNC_ALL, LONG_MAX, "sync"))
+    yield from wait_sb_inodes(sb)
+
+
+def wait_sb_inodes(sb: SuperBlock):
+    """``wait_sb_inodes``: wait for writeback started earlier (by the flusher or a
+    ``WB_SYNC_NONE`` pass) on every inode of ``sb`` (the kernel keeps ``s_inodes_wb`` for this;
+    we walk the sb list)."""
+    from reclaimlab.mm.filemap import filemap_fdatawait
+
+    for inode in list(sb.s_inodes):
+        mapping = inode.i_data
+        if mapping is not None and mapping.nr_writeback:
+            yield from filemap_fdatawait(mapping)
 
 
 # ------------------------------------------------------------------ the flusher
@@ -251,15 +268,17 @@ def wb_workfn(work: DelayedWork):
     """``wb_workfn`` → ``wb_do_writeback``: a requested full flush, then the kupdate pass;
     re-arm while inodes stay dirty."""
     wb: bdi_writeback = work.data
-    if not wb.registered:
-        return
+    if not wb.registered or wb.running:
+        return  # a work item never runs twice at once (the running instance loops)
+    wb.running = True
     sb = wb.sb
     sim = sb.s_sim
-    if wb.start_all:
+    while wb.start_all:
         wb.start_all = False
         yield from writeback_sb_inodes(sb, writeback_control(WB_SYNC_NONE, LONG_MAX, "vmscan"))
     older = sim.now - sim.vfs.config.dirty_expire_interval_ns
     yield from writeback_sb_inodes(sb, writeback_control(WB_SYNC_NONE, LONG_MAX, "periodic",
                                                          older_than=older))
+    wb.running = False
     if wb.b_dirty:
         wb_wakeup_delayed(wb)

@@ -233,6 +233,8 @@ def d_move(dentry: Dentry, target: Dentry) -> None:
 def vfs_rename(old_dir: Inode, old_dentry: Dentry, new_dir: Inode, new_dentry: Dentry):
     """``vfs_rename``: ``->rename`` then ``d_move``; a replaced target is released by the
     caller's ``dput`` of ``new_dentry`` (its final ``iput`` evicts it)."""
+    if old_dentry.d_inode is None:
+        raise KernelError("ENOENT", old_dentry.d_name)
     yield from _iop(old_dir, "rename")(old_dir, old_dentry, new_dir, new_dentry)
     d_move(old_dentry, new_dentry)
 
@@ -296,7 +298,8 @@ def do_unlinkat(vfs: Any, path: str, rmdir: bool = False):
                     yield from dcache.dput(dentry)
             finally:
                 inode_unlock(dir_inode)
-            yield from vfs_inode.iput(victim)
+                # "truncate the inode here": the final iput runs outside the directory lock
+                yield from vfs_inode.iput(victim)
         finally:
             sb_end_write(sb)
     finally:

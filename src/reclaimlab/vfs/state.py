@@ -11,6 +11,7 @@ from typing import Any
 from reclaimlab.sim import NSEC_PER_SEC, Simulation, WaitQueue
 
 DESIGNS = ("native", "sync", "inodegc", "passive-ref")
+FILP_SLAB_SIZE = 256  # sizeof(struct file)
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Vfs:
         self.violations: list[str] = []
         self.inode_cachep: Any = None
         self.dentry_cachep: Any = None
+        self.filp_cachep: Any = None
         self.bdi_wq: Any = None
         self.evict_wq: Any = None
         self.next_ino_by_sb: dict[str, int] = {}
@@ -108,8 +110,8 @@ def vfs_config_keys() -> list[str]:
 
 
 def vfs_init(sim: Simulation, config: VfsConfig | dict | None = None) -> Vfs:
-    """``vfs_caches_init`` + ``bdi_init``-time setup: create ``sim.vfs``, the inode and dentry
-    slab caches, the writeback and eviction workqueues, and set mm's flusher wake-up hook
+    """``vfs_caches_init`` + ``bdi_init``-time setup: create ``sim.vfs``, the inode, dentry and
+    filp slab caches, the writeback and eviction workqueues, and set mm's flusher wake-up hook
     (``sim.pgdat.wakeup_flusher_threads``) if mm is already initialised."""
     from reclaimlab.mm.slab import kmem_cache_create
     from reclaimlab.sim import WQ_UNBOUND, alloc_workqueue
@@ -122,6 +124,7 @@ def vfs_init(sim: Simulation, config: VfsConfig | dict | None = None) -> Vfs:
     sim.vfs = vfs
     vfs.inode_cachep = kmem_cache_create(sim, "inode_cache", config.inode_slab_size)
     vfs.dentry_cachep = kmem_cache_create(sim, "dentry", config.dentry_slab_size)
+    vfs.filp_cachep = kmem_cache_create(sim, "filp", FILP_SLAB_SIZE)
     vfs.bdi_wq = alloc_workqueue(sim, "writeback", WQ_UNBOUND, max_active=4)
     vfs.evict_wq = alloc_workqueue(sim, "inode_evict", WQ_UNBOUND, max_active=4)
     pgdat = getattr(sim, "pgdat", None)

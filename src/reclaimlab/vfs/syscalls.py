@@ -24,7 +24,9 @@ from reclaimlab.sim import Run, current, down_read, up_read
 
 from . import dcache, namei
 from .errors import KernelError
-from .file import close_fd, fd_install, fdget, fput, vfs_fsync, vfs_open, vfs_read, vfs_write
+from .file import (  # noqa: F401  (exit_files re-exported: part of the task-facing API)
+    close_fd, exit_files, fd_install, fdget, fput, vfs_fsync, vfs_open, vfs_read, vfs_write,
+)
 from .fs import (
     I_FREEING, I_NEW, I_WILL_FREE, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_WRONLY, S_IFDIR,
     S_IFREG, S_ISDIR,
@@ -39,7 +41,7 @@ __all__ = [
     "sys_mount", "sys_umount", "sys_mkdir", "sys_rmdir", "sys_open", "sys_close", "sys_read",
     "sys_write", "sys_fsync", "sys_unlink", "sys_rename", "sys_stat", "sys_setxattr",
     "sys_getxattr", "sys_sync", "sys_syncfs", "sys_statfs", "sys_drop_caches", "sys_freeze",
-    "sys_thaw", "path_sb",
+    "sys_thaw", "path_sb", "exit_files",
 ]
 
 

@@ -49,13 +49,13 @@ def write_file(ctx: Context, path: str, nbytes: int, fsync: bool = False,
 
 
 def page_cache(spec: PageCache, ctx: Context) -> Generator:
-    """Write (or create, for ``read``) ``files`` files, then stream through them in ``io_kb``
+    """Write ``files`` files (fsync'ed if ``fsync``), then stream through them in ``io_kb``
     chunks: reads, overwrites, or both alternately, at ``rate_mb_s``."""
     base = task_dir(spec.dir, ctx)
     yield from mkdir_p(ctx, base)
     paths = [f"{base}/f{i}" for i in range(spec.files)]
     for p in paths:
-        yield from write_file(ctx, p, spec.file_kb * 1024, count=False)
+        yield from write_file(ctx, p, spec.file_kb * 1024, spec.fsync, count=False)
     started, done_mb, n = current().sim.now, 0.0, 0
     io = spec.io_kb * 1024
     while ctx.running():
@@ -161,7 +161,8 @@ def timestamp_churn(spec: TimestampChurn, ctx: Context) -> Generator:
 
 
 def xattr_churn(spec: XattrChurn, ctx: Context) -> Generator:
-    """setxattr of ``xattr_size`` bytes on random files, every fourth op a getxattr."""
+    """setxattr of ``xattr_size`` bytes (names ``user.k0..2``) on random files, every fourth
+    op a getxattr instead."""
     base = task_dir(spec.dir, ctx)
     yield from mkdir_p(ctx, base)
     paths = [f"{base}/x{i}" for i in range(spec.files)]
@@ -170,7 +171,7 @@ def xattr_churn(spec: XattrChurn, ctx: Context) -> Generator:
     started, n = current().sim.now, 0
     while ctx.running():
         path = paths[ctx.rng().randrange(len(paths))]
-        name = f"user.k{n % 4}"
+        name = f"user.k{n % 3}"
         if n % 4 == 3:
             yield from syscall(ctx, sys.sys_getxattr(path, name), ignore=("ENODATA",))
         else:

@@ -31,7 +31,8 @@ def resolve_gfp(text: str) -> int:
 
 
 def anon_hog(spec: AnonHog, ctx: Context) -> Generator:
-    """Fault in ``target_mb`` of anonymous memory, ``step_kb`` at a time, at ``rate_mb_s``;
+    """Fault in ``target_mb`` (or all but ``leave_free_mb`` of the free memory seen at start)
+    of anonymous memory, ``step_kb`` at a time, at ``rate_mb_s``;
     touch it every ``touch_interval_ms`` while holding; after ``hold_ms`` (if set) unmap it
     all and start over; unmap everything at the end."""
     task = current()
@@ -39,7 +40,10 @@ def anon_hog(spec: AnonHog, ctx: Context) -> Generator:
     gfp = resolve_gfp(spec.gfp)
     page_size = task.sim.pgdat.page_size
     step = max(1, spec.step_kb * 1024 // page_size)
-    target = spec.target_mb * 2**20 // page_size
+    if spec.target_mb is not None:
+        target = spec.target_mb * 2**20 // page_size
+    else:
+        target = max(task.sim.pgdat.zone.free_pages - spec.leave_free_mb * 2**20 // page_size, 0)
     while ctx.running():
         started = task.sim.now
         while mm.rss < target and ctx.running():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PATH = r"^/[^\s]*$"
 
@@ -52,16 +52,26 @@ class WorkloadBase(BaseModel):
 
 
 class AnonHog(WorkloadBase):
-    """Anonymous memory: allocate ``target_mb`` in steps, hold, touch, optionally free and repeat."""
+    """Anonymous memory: allocate ``target_mb`` in steps, hold, touch, optionally free and
+    repeat. ``leave_free_mb`` instead sizes the hog when it starts from the free memory it sees
+    (``MemFree``), as ``stress-ng --vm-bytes`` scripts do."""
 
     kind: Literal["anon_hog"]
-    target_mb: int = Field(ge=1)
+    target_mb: int | None = Field(None, ge=1)
+    leave_free_mb: int | None = Field(None, ge=0)
     step_kb: int = Field(256, ge=4)
     rate_mb_s: float = Field(0.0, ge=0)
     touch: bool = False
     touch_interval_ms: float = Field(100.0, gt=0)
     hold_ms: float = Field(0.0, ge=0)
     gfp: str = "GFP_HIGHUSER_MOVABLE"
+
+
+    @model_validator(mode="after")
+    def _one_size(self) -> "AnonHog":
+        if (self.target_mb is None) == (self.leave_free_mb is None):
+            raise ValueError("target_mb: set exactly one of target_mb and leave_free_mb")
+        return self
 
 
 class PageCache(WorkloadBase):

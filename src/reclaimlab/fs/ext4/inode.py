@@ -32,7 +32,7 @@ from reclaimlab.fs.ext4.ext4 import (
     EXT4_STATE_NO_EXPAND, ext4_disk_inode, ext4_handle_dirty_metadata, ext4_inode_info,
     ext4_journal_ensure_credits, ext4_journal_start_sb, ext4_journal_stop, ext4_sb_info,
 )
-from reclaimlab.fs.inodegc import xfs_inodegc_queue
+from reclaimlab.fs.inodegc import xfs_inodegc_flush, xfs_inodegc_queue
 from reclaimlab.fs.journal import journal_current_handle
 from reclaimlab.mm import filemap
 from reclaimlab.mm.gfp import GFP_NOFS
@@ -203,25 +203,31 @@ def ext4_new_inode(handle: Any, dir: ext4_inode_info, mode: int):
     inode is free."""
     sb = dir.i_sb
     sbi = EXT4_SB(sb)
-    group = find_inode_group(sbi, dir, mode)
-    if group is None:
-        raise KernelError("ENOSPC", "no free inodes")
     inode = yield from vfs_inode.new_inode(sb)
     if inode is None:
         raise KernelError("ENOMEM", "ext4_new_inode")
-    bh = yield from ext4_read_inode_bitmap(sbi, group)
-    grp = sbi.s_groups[group]
-    bit = grp.inodes.find(0)
-    if bit < 0 or (group == 0 and bit < 0):
-        raise AssertionError(f"{grp!r}: free_inodes {grp.free_inodes} but bitmap full")
-    yield from ext4_handle_dirty_metadata(handle, bh)
-    yield from mballoc.ext4_dirty_group_meta(handle, sbi, group, bh)
-    buffer.brelse(bh)
+    while True:
+        group = find_inode_group(sbi, dir, mode)
+        if group is None and sbi.s_inodegc is not None:
+            yield from xfs_inodegc_flush(sbi.s_inodegc)  # ENOSPC: finish deferred frees
+            group = find_inode_group(sbi, dir, mode)
+        if group is None:
+            yield from vfs_inode.iput(inode)
+            raise KernelError("ENOSPC", "no free inodes")
+        bh = yield from ext4_read_inode_bitmap(sbi, group)
+        grp = sbi.s_groups[group]
+        bit = grp.inodes.find(0)
+        if bit >= 0:
+            break
+        buffer.brelse(bh)                                # raced with another allocator
     grp.inodes[bit] = 1
     grp.free_inodes -= 1
     sbi.s_freeinodes -= 1
     if S_ISDIR(mode):
         grp.used_dirs += 1
+    yield from ext4_handle_dirty_metadata(handle, bh)
+    yield from mballoc.ext4_dirty_group_meta(handle, sbi, group, bh)
+    buffer.brelse(bh)
     ino = group * sbi.s_inodes_per_group + bit + 1
     disk = ext4_disk_inode(mode, sbi.s_want_extra_isize)
     if S_ISDIR(mode):
@@ -406,6 +412,8 @@ def ext4_da_write_begin(file: Any, mapping: Any, index: int):
     for lblk in range(first, first + per_folio):
         if lblk in inode.i_reserved or ext4_map_lookup(inode.i_disk, lblk) is not None:
             continue
+        if sbi.s_freeclusters - sbi.s_dirtyclusters <= 0 and sbi.s_inodegc is not None:
+            yield from xfs_inodegc_flush(sbi.s_inodegc)   # ENOSPC: finish deferred frees
         if sbi.s_freeclusters - sbi.s_dirtyclusters <= 0:
             raise KernelError("ENOSPC", f"{inode!r}: no space for delayed allocation")
         inode.i_reserved[lblk] = None

@@ -218,6 +218,8 @@ def ext4_mb_use_inode_pa(ei: Any, lblk: int) -> int | None:
         if 0 <= off < pa.pa_len and not pa.pa_used[off]:
             pa.pa_used[off] = 1
             pa.pa_free -= 1
+            if pa.pa_free == 0:                 # ext4_mb_put_pa: a used-up PA goes away
+                ei.i_prealloc_list.remove(pa)
             return pa.pa_pstart + off
     return None
 
@@ -230,14 +232,11 @@ def ext4_mb_new_blocks(handle: Any, sbi: Any, inode: Any, lblk: int, goal_group:
     if pblk is None:
         yield Run(MB_ALLOC_NS)
         want = ext4_mb_normalize_request(sbi, inode, 1)
-        found = _find_group_space(sbi, goal_group, want)
+        found = yield from ext4_mb_regular_allocator(sbi, goal_group, want)
         if found is None:
             return None
         grp, start, got = found
-        yield from ext4_mb_load_buddy_gfp(sbi, grp.group, GFP_NOFS)
-        mb_mark_used(grp, start, got)
-        pa = ext4_prealloc_space(lblk, start, got, grp.group)
-        ei.i_prealloc_list.append(pa)
+        ei.i_prealloc_list.append(ext4_prealloc_space(lblk, start, got, grp.group))
         pblk = ext4_mb_use_inode_pa(ei, lblk)
     else:
         yield Run(MB_PA_USE_NS)
@@ -245,20 +244,24 @@ def ext4_mb_new_blocks(handle: Any, sbi: Any, inode: Any, lblk: int, goal_group:
     return pblk
 
 
-def _find_group_space(sbi: Any, goal_group: int, want: int) -> tuple[ext4_group_info, int, int] | None:
-    """Walk groups from the goal for a run of ``want`` blocks (or the longest run left)."""
+def ext4_mb_regular_allocator(sbi: Any, goal_group: int, want: int):
+    """``ext4_mb_regular_allocator``: from the goal group on, the first group with free space;
+    its buddy is loaded (``GFP_NOFS``, may fail with ENOMEM) and up to ``want`` contiguous blocks
+    are taken in it. Returns (group, start, length) or None."""
     n = len(sbi.s_groups)
-    best = None
     for i in range(n):
         grp = sbi.s_groups[(goal_group + i) % n]
         if grp.bb_free == 0:
             continue
-        hit = mb_find_extent(grp, grp.first, want)
-        if hit is not None and hit[1] >= want:
-            return grp, hit[0], hit[1]
-        if hit is not None and (best is None or hit[1] > best[2]):
-            best = (grp, hit[0], hit[1])
-    return best
+        yield from ext4_mb_load_buddy_gfp(sbi, grp.group, GFP_NOFS)
+        hit = mb_find_extent(grp, grp.first, want)     # no sleeping from here to mb_mark_used
+        if hit is None:
+            continue
+        start, got = hit
+        got = min(got, want)
+        mb_mark_used(grp, start, got)
+        return grp, start, got
+    return None
 
 
 def ext4_mb_mark_diskspace_used(handle: Any, sbi: Any, pblk: int, count: int):
@@ -271,14 +274,13 @@ def ext4_mb_mark_diskspace_used(handle: Any, sbi: Any, pblk: int, count: int):
 
 
 def ext4_mb_alloc_meta_block(handle: Any, sbi: Any, goal_group: int):
-    """A metadata block (directory block) straight from the allocator, no preallocation."""
-    found = _find_group_space(sbi, goal_group, 1)
+    """A metadata block (directory or xattr block) straight from the allocator, no
+    preallocation; marked in the bitmap under the handle."""
+    yield Run(MB_ALLOC_NS)
+    found = yield from ext4_mb_regular_allocator(sbi, goal_group, 1)
     if found is None:
         return None
-    grp, start, _ = found
-    yield Run(MB_ALLOC_NS)
-    yield from ext4_mb_load_buddy_gfp(sbi, grp.group, GFP_NOFS)
-    mb_mark_used(grp, start, 1)
+    _, start, _ = found
     yield from ext4_mb_mark_diskspace_used(handle, sbi, start, 1)
     return start
 

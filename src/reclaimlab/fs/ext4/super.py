@@ -21,11 +21,11 @@ from reclaimlab.fs.ext4.ext4 import (
     EXT4_ROOT_INO, EXT4_SB, Ext4Config, ext4_disk_inode, ext4_inode_info, ext4_sb_info,
 )
 from reclaimlab.fs.inodegc import (
-    Inodegc, InodegcConfig, xfs_inodegc_flush, xfs_inodegc_push, xfs_inodegc_start,
+    Inodegc, inodegc_config, xfs_inodegc_flush, xfs_inodegc_push, xfs_inodegc_start,
     xfs_inodegc_stop,
 )
 from reclaimlab.fs.journal import (
-    JournalConfig, jbd2_journal_destroy, jbd2_journal_force_commit, journal_t,
+    JournalConfig, jbd2_journal_destroy, jbd2_journal_flush, jbd2_journal_force_commit, journal_t,
 )
 from reclaimlab.mm import filemap
 from reclaimlab.mm.shrinker import unregister_shrinker
@@ -38,46 +38,6 @@ from reclaimlab.vfs.fs import (
 from reclaimlab.vfs.super import alloc_super
 
 EXT4_INODE_INFO_SIZE = 1096           # sizeof(struct ext4_inode_info) on x86-64, 6.12
-
-
-class Ext4SuperOperations(SuperOperations):
-    """``ext4_sops``."""
-
-    def alloc_inode(self, sb: Any):
-        return (yield from ext4i.ext4_alloc_inode(sb))
-
-    def destroy_inode(self, inode: Any):
-        yield from ext4i.ext4_destroy_inode(inode)
-
-    def free_inode(self, inode: Any) -> None:
-        ext4i.ext4_free_in_core_inode(inode)
-
-    def evict_inode(self, inode: Any):
-        yield from ext4i.ext4_evict_inode(inode)
-
-    def dirty_inode(self, inode: Any, flags: int):
-        yield from ext4_dirty_inode(inode, flags)
-
-    def write_inode(self, inode: Any, wbc: Any):
-        yield from ext4_write_inode(inode, wbc)
-
-    def sync_fs(self, sb: Any, wait: int):
-        yield from ext4_sync_fs(sb, wait)
-
-    def statfs(self, sb: Any) -> dict:
-        return ext4_statfs(sb)
-
-    def put_super(self, sb: Any):
-        yield from ext4_put_super(sb)
-
-    def freeze_fs(self, sb: Any):
-        yield from ext4_freeze(sb)
-
-    def unfreeze_fs(self, sb: Any):
-        yield from ext4_unfreeze(sb)
-
-    def inactive(self, inode: Any):
-        yield from ext4i.ext4_inactive(inode)
 
 
 class Ext4DirInodeOperations(InodeOperations):
@@ -119,7 +79,6 @@ class Ext4Aops(AddressSpaceOperations):
         fs_writeback.inode_set_dirty(folio.mapping.host, I_DIRTY_PAGES)
 
 
-EXT4_SOPS = Ext4SuperOperations()
 EXT4_DIR_IOPS = Ext4DirInodeOperations()
 EXT4_FILE_IOPS = Ext4FileInodeOperations()
 EXT4_FOPS = Ext4FileOperations()
@@ -170,7 +129,8 @@ def ext4_layout_groups(sbi: ext4_sb_info) -> None:
 
 
 def ext4_reserve_journal(sbi: ext4_sb_info, nblocks: int) -> int:
-    """Place the internal journal (``ext4_create_journal`` in mke2fs) in the first free run."""
+    """mke2fs's allocation of the internal journal (``ext4_create_journal``) and of the root
+    directory's block: the first free run that fits."""
     for grp in sbi.s_groups:
         if grp.free_extents and grp.free_extents[0][1] >= nblocks:
             start = grp.free_extents[0][0]
@@ -192,6 +152,12 @@ def ext4_fill_super(sim: Any, fs_type: Ext4FsType, dev: Any, opts: dict):
                          f"{config.block_size}) is too small for a {config.journal_mb} MiB journal")
     ext4_layout_groups(sbi)
     sbi.s_journal_first = ext4_reserve_journal(sbi, config.journal_blocks)
+    root_disk = ext4_disk_inode(S_IFDIR | 0o755, sbi.s_want_extra_isize)
+    root_disk.dir = {}
+    root_disk.nlink = 2
+    root_disk.extents.append([0, ext4_reserve_journal(sbi, 1), 1])   # the root's first block
+    root_disk.size = config.block_size
+    sbi.s_disk[EXT4_ROOT_INO] = root_disk
     sbi.s_freeclusters = sum(g.bb_free for g in sbi.s_groups)
     sb = alloc_super(sim, fs_type, dev)
     sb.s_fs_info = sbi
@@ -209,27 +175,10 @@ def ext4_fill_super(sim: Any, fs_type: Ext4FsType, dev: Any, opts: dict):
     for g in range(sbi.s_groups_count):
         bh = yield from mballoc.ext4_get_group_desc(sbi, g)
         buffer.brelse(bh)
-    root_disk = ext4_disk_inode(S_IFDIR | 0o755, sbi.s_want_extra_isize)
-    root_disk.dir = {}
-    root_disk.nlink = 2
-    sbi.s_disk[EXT4_ROOT_INO] = root_disk
     sbi.s_groups[0].used_dirs += 1
     root = yield from ext4i.ext4_iget(sb, EXT4_ROOT_INO)
     sb.s_root = yield from dcache.d_make_root(root)
     return sb
-
-
-def inodegc_config(sim: Any, opts: dict) -> InodegcConfig:
-    """Inodegc knobs: the VFS design section's ``inodegc_*`` keys, overridden by mount options
-    named ``inodegc_<field>``."""
-    cfg: dict[str, Any] = {}
-    design = getattr(sim.vfs.config, "__dict__", {})
-    merged = {**design, **opts, **opts.get("tunables", {})}
-    for name in InodegcConfig.__dataclass_fields__:
-        key = f"inodegc_{name}"
-        if key in merged:
-            cfg[name] = merged[key]
-    return InodegcConfig(**cfg)
 
 
 def ext4_low_space(sbi: ext4_sb_info) -> bool:
@@ -286,8 +235,7 @@ def ext4_freeze(sb: Any):
     sbi = EXT4_SB(sb)
     if sbi.s_inodegc is not None:
         yield from xfs_inodegc_stop(sbi.s_inodegc)
-    yield from jbd2_journal_force_commit(sbi.s_journal)
-    yield from buffer.sync_blockdev(sbi.s_bdev)
+    yield from jbd2_journal_flush(sbi.s_journal)
 
 
 def ext4_unfreeze(sb: Any):
@@ -324,5 +272,24 @@ def ext4_check_invariants(sb: Any) -> list[str]:
         out.append(f"{sb!r}: group free inodes {fi} != counter {sbi.s_freeinodes}")
     return out
 
+
+class Ext4SuperOperations(SuperOperations):
+    """``ext4_sops``."""
+
+    alloc_inode = staticmethod(ext4i.ext4_alloc_inode)
+    destroy_inode = staticmethod(ext4i.ext4_destroy_inode)
+    free_inode = staticmethod(ext4i.ext4_free_in_core_inode)
+    evict_inode = staticmethod(ext4i.ext4_evict_inode)
+    dirty_inode = staticmethod(ext4_dirty_inode)
+    write_inode = staticmethod(ext4_write_inode)
+    sync_fs = staticmethod(ext4_sync_fs)
+    statfs = staticmethod(ext4_statfs)
+    put_super = staticmethod(ext4_put_super)
+    freeze_fs = staticmethod(ext4_freeze)
+    unfreeze_fs = staticmethod(ext4_unfreeze)
+    inactive = staticmethod(ext4i.ext4_inactive)
+
+
+EXT4_SOPS = Ext4SuperOperations()
 
 __all__ = ["Ext4FsType", "ext4_fill_super", "ext4_check_invariants", "EXT4_SOPS"]

@@ -12,7 +12,7 @@ inodes are never cached unreferenced (``drop_inode = generic_delete_inode``) and
 Mount options: ``lowerdir`` (required), ``upperdir`` and ``workdir`` (both or neither) — absolute
 paths of existing directories on mounted filesystems; the overlay holds their dentries and is a
 dependent of those superblocks (they cannot be unmounted under it). Without ``upperdir`` the
-overlay is read-only (``EROFS`` on modification).
+overlay is read-only (``EROFS`` on modification). ``tunables`` must be empty (there are none).
 
 Simplified: a single lower layer; no redirect/metacopy/index/xino; the workdir is only checked;
 ``sync_fs`` syncs the upper filesystem (``ovl_sync_fs``).
@@ -145,18 +145,19 @@ def ovl_new_inode(sb: SuperBlock, upper: Dentry | None, lower: Dentry | None):
     inode.oi_upper = upper
     inode.oi_lower = lower
     ovl_copyattr(inode)
+    # The overlay's own link count: it never frees blocks, so it is not tracked as unlinked.
+    inode.i_nlink = max(ovl_real(inode).d_inode.i_nlink, 1)
     inode.i_op = OVL_DIR_IOPS if S_ISDIR(inode.i_mode) else OVL_FILE_IOPS
     inode.i_fop = OVL_FILE_OPS
     return inode
 
 
 def ovl_copyattr(inode: OvlInode) -> None:
-    """``ovl_copyattr``: mode, size, blocks and nlink from the real inode."""
+    """``ovl_copyattr``: mode, size and blocks from the real inode."""
     real = ovl_real(inode).d_inode
     inode.i_mode = real.i_mode
     inode.i_size = real.i_size
     inode.i_blocks = real.i_blocks
-    inode.i_nlink = max(real.i_nlink, 1) if inode.i_nlink else 0
 
 
 def _layer(sim: Any, path: str | None, what: str):
@@ -191,9 +192,10 @@ class OverlayFsType(FileSystemType):
 
     def mount(self, sim: Any, dev: Any, opts: dict):
         """``ovl_fill_super``: resolve the layers, make the root overlay inode and dentry."""
-        unknown = set(opts) - {"lowerdir", "upperdir", "workdir"}
-        if unknown:
-            raise KernelError("EINVAL", f"overlay: unknown options {sorted(unknown)}")
+        unknown = set(opts) - {"lowerdir", "upperdir", "workdir", "tunables"}
+        if unknown or opts.get("tunables"):
+            raise KernelError("EINVAL", f"overlay: unknown options "
+                                        f"{sorted(unknown) or sorted(opts['tunables'])}")
         if "lowerdir" not in opts:
             raise KernelError("EINVAL", "overlay: missing 'lowerdir'")
         if ("upperdir" in opts) != ("workdir" in opts):

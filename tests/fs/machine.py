@@ -1,14 +1,11 @@
-"""Fixtures: a small machine (mm + VFS + one block device) and a task runner."""
+"""A small machine (mm + VFS + one block device ``sda``) and a task runner for fs tests."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
-import pytest
+from typing import Any
 
 from reclaimlab.block import BlockDevice, add_disk
-from reclaimlab.fs.ext4 import Ext4FsType
-from reclaimlab.vfs.super import register_filesystem
+from reclaimlab.fs import register_block_filesystems
 from reclaimlab.mm.page_alloc import MemoryConfig, pglist_data
 from reclaimlab.sim import Simulation
 from reclaimlab.vfs import vfs_init
@@ -24,16 +21,23 @@ class Machine:
         self.sim = Simulation(seed=seed, ncpus=ncpus)
         pglist_data(self.sim, MemoryConfig(memory_mb * MiB))
         vfs_init(self.sim, {"design": design})
-        register_filesystem(self.sim, Ext4FsType())
+        register_block_filesystems(self.sim)
         self.dev = add_disk(self.sim, BlockDevice(self.sim, "sda", preset,
                                                   nr_sectors=disk_mb * MiB // 512))
-        self.events: list[tuple[str, Any, Any, Any]] = []
+        self.events: list[tuple[str, Any, Any, Any, int]] = []
+        self.lock_edges: dict[tuple[str, str], None] = {}
         self.sim.add_observer(self)
 
     def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
+        if kind == "lock_acquire" and not (info or {}).get("trylock"):
+            for held in task.held_locks:
+                self.lock_edges[(held.name, obj.name)] = None
+            return
+        if kind == "alloc_warn":
+            info = dict(info, stack=task.stack(), flags=task.flags)
         if kind in ("alloc_warn", "inode_cleanup", "inode_deferred", "tracepoint",
-                    "queue_depth", "inode_evicted"):
-            self.events.append((kind, task, obj, info))
+                    "queue_depth", "inode_evicted", "alloc"):
+            self.events.append((kind, task, obj, info, self.sim.now))
 
     def run(self, gen: Any, comm: str = "test", flags: int = 0, until: int | None = None,
             cpu: int | None = None) -> Any:
@@ -59,10 +63,10 @@ class Machine:
     def warnings(self, kind: str) -> list[Any]:
         return [e for e in self.events if e[0] == "alloc_warn" and e[3]["kind"] == kind]
 
+    def mount(self, fstype: str = "ext4", **opts: Any) -> Any:
+        """Mount ``sda`` on ``/`` with ``opts`` and return the superblock."""
+        from reclaimlab.vfs import syscalls
+        return self.run(syscalls.sys_mount(fstype, "sda", "/", opts), comm="mount")
+
     def tracepoints(self, name: str) -> list[Any]:
         return [e for e in self.events if e[0] == "tracepoint" and e[3].get("name") == name]
-
-
-@pytest.fixture
-def machine_factory() -> Callable[..., Machine]:
-    return Machine

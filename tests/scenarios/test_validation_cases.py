@@ -1,0 +1,67 @@
+"""The built-ins reproduce the shapes of validation.md's real cases (issue 6, "Must show").
+
+Each test runs a built-in at its default size (plus the override the scenario's comment block
+documents) and checks the direction the real case shows; nothing in the model knows which
+scenario is running."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from reclaimlab.scenario import run_scenario
+
+
+def run_many(jobs):
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(_run, jobs))
+
+
+def _run(job):
+    scenario, design, overrides = job
+    return run_scenario(scenario, design, None, overrides)
+
+
+def warnings_of(result, kind):
+    return [w for w in result["warnings"] if w["kind"] == kind]
+
+
+def test_nofail_reclaim_has_the_w2_w4_stack():
+    r = run_scenario("nofail-reclaim", "sync")
+    found = warnings_of(r, "nofail_in_reclaim")
+    assert found, [w["kind"] for w in r["warnings"]]
+    stack = " ".join(found[0]["stack"])
+    for frame in ("super_cache_scan", "prune_icache_sb", "evict", "ext4_evict_inode",
+                  "ext4_discard_preallocations"):
+        assert frame in stack, (frame, found[0]["stack"])
+
+
+def test_bs_gt_ps_64k_blocks_are_costly_nofail():
+    r64, r4 = run_many([("bs-gt-ps", "sync", ["fs.0.block_size=65536"]),
+                        ("bs-gt-ps", "sync", ["fs.0.block_size=4096"])])
+    assert warnings_of(r64, "nofail_costly_order")
+    assert not warnings_of(r4, "nofail_costly_order")
+
+
+def test_xfs_blocking_reclaim_stalls_allocations_more():
+    blocking, nonblocking = run_many([
+        ("xfs-reclaim-latency", "native", ["fs.0.blocking_reclaim=true"]),
+        ("xfs-reclaim-latency", "native", ["fs.0.blocking_reclaim=false"])])
+    assert blocking["direct_reclaim"]["total_ns"] > nonblocking["direct_reclaim"]["total_ns"]
+    assert blocking["alloc_latency_ns"]["p99"] >= nonblocking["alloc_latency_ns"]["p99"]
+
+
+PLENTY = ["workload.hog.target_mb=16", "device.0.type=ramdisk"]
+
+
+def test_rm_rf_deferral_pays_under_pressure_and_costs_without():
+    sync_p, gc_p, sync_f, gc_f = run_many([
+        ("rm-rf", "sync", []), ("rm-rf", "inodegc", []),
+        ("rm-rf", "sync", PLENTY), ("rm-rf", "inodegc", PLENTY)])
+
+    def rate(r):
+        return r["workloads"]["removers"]["ops_per_s"]
+
+    assert rate(gc_p) > rate(sync_p)
+    assert rate(sync_f) > rate(gc_f)
