@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -37,7 +38,10 @@ def one(scenario: str, design: str, overrides: list[str]) -> dict:
     proc = subprocess.run([sys.executable, "-c", code, scenario, design, *overrides],
                           capture_output=True, text=True)
     if proc.returncode:
-        return {"scenario": scenario, "design": design, "error": proc.stderr.strip()[-500:]}
+        errors = [line for line in proc.stderr.splitlines()
+                  if re.match(r"^[A-Za-z_.]+(Error|Exception)\b", line)]
+        return {"scenario": scenario, "design": design,
+                "error": errors[0] if errors else proc.stderr.strip()[-300:]}
     out = json.loads(proc.stdout)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     out.update(scenario=scenario, design=design,
@@ -65,7 +69,7 @@ def main() -> int:
           f"{'events/s':>10} {'inodes':>8} {'peak MiB':>9}")
     for r in rows:
         if "error" in r:
-            print(f"{r['scenario']:22} {r['design']:12} ERROR {r['error'].splitlines()[-1]}")
+            print(f"{r['scenario']:22} {r['design']:12} ERROR {r['error'][:120]}")
             continue
         print(f"{r['scenario'] + (' (scale)' if r.get('variant') else ''):22} {r['design']:12} "
               f"{r['outcome']:10} {r['events']:>10} {r['wall_s']:>8.2f} "

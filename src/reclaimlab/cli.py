@@ -161,8 +161,11 @@ def write_atomically(path: str, write: Callable[[str], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.",
                                suffix=target.suffix)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary name only
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 
 from reclaimlab.explore import ChoicePolicy
+from reclaimlab.explore.choice import ABSTRACT, TIMED, TimeMode
 from reclaimlab.explore.strategies import RandomStrategy
 from reclaimlab.explore.toys import TOYS, toy_target
 from reclaimlab.sim import Simulation
@@ -19,15 +20,15 @@ def plain_digest(build) -> str:
 
 def test_default_choices_are_the_plain_run_in_both_time_modes():
     for name, build in TOYS.items():
-        for abstract in (False, True):
-            outcome = toy_target(name).run(ChoicePolicy(abstract_time=abstract))
-            assert outcome.digest == plain_digest(build), (name, abstract)
+        for mode in (TIMED, ABSTRACT):
+            outcome = toy_target(name).run(ChoicePolicy(time_mode=mode))
+            assert outcome.digest == plain_digest(build), (name, mode)
             assert set(outcome.policy.choices) == {0}
 
 
 def test_abstract_time_offers_timer_choices_and_timed_mode_does_not():
-    timed = toy_target("toy:abba").run(ChoicePolicy(abstract_time=False)).policy
-    abstract = toy_target("toy:abba").run(ChoicePolicy(abstract_time=True)).policy
+    timed = toy_target("toy:abba").run(ChoicePolicy(time_mode=TIMED)).policy
+    abstract = toy_target("toy:abba").run(ChoicePolicy(time_mode=ABSTRACT)).policy
     assert "timer" not in timed.kinds
     assert "timer" in abstract.kinds
 
@@ -76,3 +77,13 @@ def test_the_hung_task_watchdog_is_never_a_choice_point():
 
     outcome = ModelTarget("watchdog", build).run(ChoicePolicy())
     assert done and "timer" not in outcome.policy.kinds
+
+
+def test_a_window_limits_timer_choices_to_events_due_close_together():
+    # toy:abba's two wake-ups are 1 ms apart: a 0.5 ms window never offers the reordering
+    narrow = toy_target("toy:abba").run(ChoicePolicy(time_mode=TimeMode(window=500_000)))
+    wide = toy_target("toy:abba").run(ChoicePolicy(time_mode=TimeMode(window=1_000_000)))
+    assert narrow.policy.kinds.count("timer") < wide.policy.kinds.count("timer")
+    found = toy_target("toy:abba").run(ChoicePolicy(prefix=[0, 1],
+                                                    time_mode=TimeMode(window=1_000_000)))
+    assert found.violations(["deadlock"])

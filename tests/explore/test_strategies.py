@@ -7,11 +7,12 @@ from itertools import permutations
 import pytest
 
 from reclaimlab.explore import DFSStrategy, explore, make_strategy
+from reclaimlab.explore.choice import TIMED
 from reclaimlab.explore.toys import toy_target
 
 
 def test_plain_run_of_the_planted_deadlock_does_not_deadlock():
-    stats = explore(toy_target("toy:abba"), make_strategy("dfs", abstract_time=False),
+    stats = explore(toy_target("toy:abba"), make_strategy("dfs", time_mode=TIMED),
                     properties=["deadlock"])
     assert stats.found is None and stats.complete
 
@@ -32,7 +33,7 @@ def test_pct_finds_the_planted_deadlock():
 def test_random_and_pct_find_the_same_instant_deadlock_in_timed_mode():
     for name in ("random", "pct"):
         stats = explore(toy_target("toy:abba-instant"),
-                        make_strategy(name, seed=1, abstract_time=False), budget=200,
+                        make_strategy(name, seed=1, time_mode=TIMED), budget=200,
                         properties=["deadlock"])
         assert stats.found is not None, name
 
@@ -46,7 +47,7 @@ def test_dfs_exhausts_the_correct_variant():
 
 def test_dfs_enumerates_every_order_of_independent_tasks(three_racers):
     digests = []
-    strategy = DFSStrategy(preemptions=10, abstract_time=False, state_hashing=False)
+    strategy = DFSStrategy(preemptions=10, time_mode=TIMED, state_hashing=False)
     stats = explore(three_racers, strategy, on_schedule=lambda o: digests.append(o.digest))
     assert stats.complete and stats.schedules == len(list(permutations(range(3))))
     assert len(set(digests)) == stats.schedules  # every schedule a different interleaving
@@ -54,9 +55,9 @@ def test_dfs_enumerates_every_order_of_independent_tasks(three_racers):
 
 def test_preemption_and_depth_bounds_prune_the_tree(three_racers):
     target = three_racers
-    one = explore(target, DFSStrategy(preemptions=1, abstract_time=False, state_hashing=False))
+    one = explore(target, DFSStrategy(preemptions=1, time_mode=TIMED, state_hashing=False))
     assert one.complete and one.schedules == 4  # (0,0) (1,0) (2,0) (0,1)
-    shallow = explore(target, DFSStrategy(max_depth=1, preemptions=10, abstract_time=False,
+    shallow = explore(target, DFSStrategy(max_depth=1, preemptions=10, time_mode=TIMED,
                                           state_hashing=False))
     assert shallow.complete and shallow.schedules == 3
 
@@ -117,14 +118,33 @@ def test_a_model_crash_under_some_schedule_is_a_violation_found_shrunk_and_repla
         sim.spawn(crash_if_late(state), "b")
 
     target = ModelTarget("crash", build)
-    for strategy in (DFSStrategy(abstract_time=False), ForkDFS(abstract_time=False)):
+    for strategy in (DFSStrategy(time_mode=TIMED), ForkDFS(time_mode=TIMED)):
         stats = explore(target, strategy)
         assert stats.found is not None and stats.found.prop == "model_error"
         finding = stats.found.finding
         assert "boom in the model" in finding.message and "crash_if_late" in finding.stack
     choices, outcome, _ = shrink(target, stats.found.outcome.policy.choices, "model_error",
-                                 abstract_time=False)
+                                 time_mode=TIMED)
     cex = Counterexample("crash", "model", 0, choices, "model_error", "model_error",
                          outcome.digest, abstract_time=False)
     again = replay(cex, target=target)
     assert again.digest == outcome.digest and again.result["outcome"] == "error"
+
+
+def test_symmetry_tries_one_of_identical_ready_tasks():
+    from reclaimlab.explore import ModelTarget
+    from reclaimlab.sim import Run
+
+    def worker():
+        yield Run(1000)
+
+    def build(sim):
+        for i in range(4):
+            sim.spawn(worker(), f"kworker/{i}")
+
+    target = ModelTarget("pool", build)
+    reduced = explore(target, DFSStrategy(preemptions=10, time_mode=TIMED, state_hashing=False))
+    full = explore(target, DFSStrategy(preemptions=10, time_mode=TIMED, state_hashing=False,
+                                       symmetry=False))
+    assert reduced.complete and full.complete
+    assert (reduced.schedules, full.schedules) == (1, 24)

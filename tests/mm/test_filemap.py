@@ -7,7 +7,7 @@ from reclaimlab.mm import gfp as G
 from reclaimlab.mm.filemap import (
     address_space, filemap_dirty_folios, filemap_get_folio, folio_clear_dirty_for_io,
     folio_end_writeback, folio_mark_dirty, folio_start_writeback, generic_perform_write,
-    invalidate_mapping_pages, page_cache_ra_unbounded, truncate_inode_pages,
+    invalidate_mapping_pages, mapping_release, page_cache_ra_unbounded, truncate_inode_pages,
 )
 from reclaimlab.mm.mm_types import PG_active, PG_lru
 from reclaimlab.mm.page_alloc import alloc_pages
@@ -81,8 +81,11 @@ def test_truncate_frees_everything_writeback_frames_when_io_ends(node):
     assert truncate_inode_pages(m) == 4
     assert m.nrpages == 0 and pgdat.nr_dirty == 0 and pgdat.nr_lru[2] == 0
     assert pgdat.zone.free_pages == free0 - 1                     # the folio under IO
+    mapping_release(m)                                            # the inode is gone
+    assert pgdat.check_invariants() == []
     folio_end_writeback(f0)
     assert pgdat.zone.free_pages == free0 and pgdat.nr_file_pages == 0
+    assert m.id not in pgdat.owners
     assert pgdat.check_invariants() == []
 
 

@@ -87,3 +87,71 @@ def test_kswapd_holds_fs_reclaim_and_runs_shrinkers_with_gfp_kernel(node):
     sim.spawn(dip_below_low(pgdat, keep), "alloc")
     sim.run(until=NSEC_PER_SEC)
     assert ("kswapd0", G.GFP_KERNEL, True) in seen
+
+
+class BlockLog:
+    def __init__(self):
+        self.blocks = []
+
+    def event(self, kind, task, obj, info):
+        if kind == "block":
+            self.blocks.append((task.comm, obj))
+
+
+def test_direct_reclaimers_throttle_on_pfmemalloc_wait_but_kthreads_do_not(node, drain):
+    from reclaimlab.sim import PF_KTHREAD
+    sim, pgdat, rec = node(64)
+    log = BlockLog()
+    sim.add_observer(log)
+    z = pgdat.zone
+    sim.spawn(read_file(sim, pgdat.nr_pages // 2), "reader")
+    sim.run(until=NSEC_PER_SEC)
+    drain(pgdat, leave=z.watermark[0] // 4)          # below half the min watermark
+    out = {}
+
+    def user():
+        out["user"] = yield from alloc_pages(G.GFP_KERNEL, 0)
+
+    def kthread():
+        out["kthread"] = yield from alloc_pages(G.GFP_KERNEL, 0)
+    sim.spawn(kthread(), "kworker", flags=PF_KTHREAD)
+    sim.spawn(user(), "user")
+    sim.run(until=2 * NSEC_PER_SEC)
+    assert out["user"] is not None and out["kthread"] is not None
+    waits = [c for c, obj in log.blocks if obj is pgdat.pfmemalloc_wait]
+    assert waits == ["user"]
+    assert z.free_pages > z.watermark[0] // 2
+
+
+def test_reclaim_throttles_on_writeback_and_io_completion_releases_it(node):
+    from reclaimlab.mm.filemap import (
+        address_space, filemap_dirty_folios, folio_clear_dirty_for_io, folio_end_writeback,
+        folio_start_writeback, generic_perform_write,
+    )
+    from reclaimlab.mm.vmscan import VMSCAN_THROTTLE_WRITEBACK
+    sim, pgdat, rec = node(64)
+    log = BlockLog()
+    sim.add_observer(log)
+    m = address_space(sim, "log")
+
+    def complete(batch):                         # the device's completion, 20 ms later
+        for f in batch:
+            folio_end_writeback(f)
+
+    def flusher_writes():                        # what the VFS flusher does when reclaim asks
+        batch = filemap_dirty_folios(m, 1 << 30)
+        for f in batch:
+            folio_clear_dirty_for_io(f)
+            folio_start_writeback(f)
+        sim.call_after(20 * NSEC_PER_MSEC, complete, batch)
+    pgdat.wakeup_flusher_threads = flusher_writes
+
+    def writer():
+        return (yield from generic_perform_write(m, 0, 2 * pgdat.nr_pages, G.GFP_KERNEL))
+    w = sim.spawn(writer(), "writer")
+    sim.run(until=10 * NSEC_PER_SEC)
+    throttled = [c for c, o in log.blocks if o is pgdat.reclaim_wait[VMSCAN_THROTTLE_WRITEBACK]]
+    assert "kswapd0" in throttled
+    assert w.state == "X" and w.exit_value == 2 * pgdat.nr_pages
+    assert rec.of("oom_kill") == [] and rec.of("oom_panic") == []
+    assert pgdat.check_invariants() == []

@@ -188,3 +188,20 @@ def test_anon_is_pinned_without_swap_and_swapped_with_it(node):
             assert rec.of("oom_kill")                   # nothing reclaimable: the OOM killer
         exit_mmap(mm)
         assert pgdat.check_invariants() == []
+
+
+def test_touching_anon_memory_marks_it_referenced(node):
+    from reclaimlab.mm.mm_types import PG_anon, PG_referenced
+    sim, pgdat, _ = node(64)
+
+    def prog():
+        mm = get_task_mm(current())
+        yield from do_anonymous_page(mm, 100)
+        return mm
+    mm = in_task(sim, prog())
+    flags = pgdat.mem_map.flags
+    assert all(flags[p] & PG_anon and not flags[p] & PG_referenced for p in mm.pages)
+    mm_touch(mm)
+    assert all(flags[p] & PG_referenced for p in mm.pages)
+    in_task(sim, do_anonymous_page(mm, 10))          # the mm can still grow after a touch
+    assert mm.rss == 110 and exit_mmap(mm) == 110

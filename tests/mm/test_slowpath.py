@@ -196,3 +196,15 @@ def test_alloc_events_carry_latency(node):
     sim.run()
     (ev,) = rec.of("alloc")
     assert ev[3]["ns"] > 0 and ev[3]["order"] == 0 and ev[3]["gfp"] == "GFP_KERNEL"
+
+
+def test_order2_nofail_warning_placement_depends_on_kernel_version(node):
+    # 6.12+: checks at slow-path entry only, so a fast-path success is silent;
+    # before: rmqueue's WARN_ON_ONCE(NOFAIL && order > 1) fires on any successful dequeue.
+    for version, expected in (("6.12", []), ("6.11", ["nofail_costly_order"])):
+        sim, pgdat, rec = node(64, kernel_version=version)
+        res: dict = {}
+        sim.spawn(ext4_like_caller(res, GFP_NOFS_NOFAIL, 2), "getblk")
+        sim.run(until=NSEC_PER_SEC)
+        assert res["pfn"] is not None
+        assert [w[3]["kind"] for w in rec.of("alloc_warn")] == expected

@@ -155,7 +155,7 @@ def test_missing_file_and_syntax_error(scenario_file, tmp_path):
 
 def test_required_keys(scenario_file):
     e = error_of(scenario_file(BASE.replace("    target_mb = 400\n", "")))
-    assert e.key == "workload.1.target_mb" and "exactly one of target_mb and leave_free_mb" in str(e)
+    assert e.key == "workload.1.target_mb" and "exactly one of target_mb and leave_available_mb" in str(e)
 
 
 def test_every_builtin_loads():

@@ -29,6 +29,7 @@ SMALL = """\
     dir = "/data/w"
     tasks = 2
     files_per_dir = 4
+    think_us = 200.0
     [[workload]]
     name = "late"
     kind = "periodic"

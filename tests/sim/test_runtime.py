@@ -209,3 +209,35 @@ def test_observers_see_block_wake_and_lock_events_with_holders():
     sim.run()
     assert seen == [("lock_acquired", "a", "m"), ("block", "b", "m"), ("lock_release", "a", "m"),
                     ("wake", "b", "m"), ("lock_acquired", "b", "m"), ("lock_release", "b", "m")]
+
+
+def test_running_stack_keeps_kernel_double_underscore_names_and_plain_calls():
+    sim = Simulation()
+    seen = []
+
+    def warn_alloc():
+        seen.append(current().stack())
+
+    def __alloc_pages_slowpath():
+        warn_alloc()
+        yield 0
+
+    def __getblk_slow():
+        yield from __alloc_pages_slowpath()
+
+    sim.spawn(__getblk_slow(), "kswapd0")
+    sim.run()
+    assert seen == [["__getblk_slow", "__alloc_pages_slowpath", "warn_alloc"]]
+
+
+def test_timer_callbacks_run_outside_any_task():
+    sim = Simulation()
+    seen = []
+
+    def t():
+        sim.call_after(10, lambda _: seen.append(current()))
+        yield 20
+
+    sim.spawn(t(), "t")
+    sim.run()
+    assert seen == [None]

@@ -111,7 +111,14 @@ def task_stack(task: Any) -> list[str]:
         return []
     gen = task.gen
     if not gen.gi_running:
-        return task.stack()
+        names = []
+        try:  # Task.stack's walk, without a hasattr per frame (this is hot for the tracer)
+            while gen is not None:
+                names.append(gen.gi_code.co_name)
+                gen = gen.gi_yieldfrom
+        except AttributeError:  # delegating to an iterator that is not a generator
+            pass
+        return names
     top = gen.gi_frame
     names: list[str] = []
     f = sys._getframe(1)

@@ -25,6 +25,7 @@ skip the shortcut itself when the policy has ``choose_timer``; then this class c
 from __future__ import annotations
 
 import heapq
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from reclaimlab.sim import Simulation, Task, Timer
@@ -55,22 +56,35 @@ def option_owner(option: Any) -> Task | None:
     return target if isinstance(target, Task) else None
 
 
+@dataclass(frozen=True)
+class TimeMode:
+    """How timed events are ordered: in time order (``abstract=False``: only the order of tasks
+    ready at the same instant is chosen), or chosen among the pending ones due within
+    ``window`` ns of the earliest (``None``: any of them — pure abstract time)."""
+
+    abstract: bool = True
+    window: int | None = None
+
+
+ABSTRACT = TimeMode()
+TIMED = TimeMode(abstract=False)
+
+
 class ChoicePolicy:
     """The runtime policy of one exploration run: replays ``prefix``, then asks ``chooser``.
 
     ``choices[i]`` is the index chosen at the i-th choice point among ``arities[i]`` options
-    (``kinds[i]`` is ``"task"`` or ``"timer"``). ``ignore_timer(timer)`` names callback timers
-    that are not part of the model (a detector's watchdog): they fire in time order and never make
-    a choice point. ``abstract_time=False`` leaves timed events in time order (only same-instant
-    task order is chosen).
+    (``kinds[i]`` is ``"task"`` or ``"timer"``). ``time_mode`` says whether and how timed events
+    are chosen. ``ignore_timer(timer)`` names callback timers that are not part of the model (a
+    detector's watchdog): they fire in time order and never make a choice point.
     """
 
     def __init__(self, prefix: Sequence[int] = (), chooser: Chooser | None = None,
-                 abstract_time: bool = True,
+                 time_mode: TimeMode = ABSTRACT,
                  ignore_timer: Callable[[Any], bool] | None = None) -> None:
         self.prefix = list(prefix)
         self.chooser = chooser
-        self.abstract_time = abstract_time
+        self.time_mode = time_mode
         self.ignore_timer = ignore_timer
         self.choices: list[int] = []
         self.arities: list[int] = []
@@ -79,14 +93,14 @@ class ChoicePolicy:
         self.cut = False
         self.sim: Simulation | None = None
         self.on_cut: Callable[[], None] | None = None
-        if not abstract_time:
+        if not time_mode.abstract:
             self.choose_timer = None  # the runtime looks the hook up with getattr
 
     def attach(self, sim: Simulation) -> None:
         """Install the policy on ``sim`` (before ``sim.run``)."""
         self.sim = sim
         sim.policy = self
-        if self.abstract_time:
+        if self.time_mode.abstract:
             AbstractTime(sim)
 
     def cut_here(self, sim: Simulation) -> None:
@@ -109,11 +123,13 @@ class ChoicePolicy:
     def choose_timer(self, sim: Simulation, live: list[tuple]) -> int:
         """``policy.choose_timer``: which pending timed event fires next."""
         ignore = self.ignore_timer
-        if ignore is None:
-            return self.pick(sim, TIMER, live)
-        if live[0][4] is None and ignore(live[0][2]):
+        if ignore is not None and live[0][4] is None and ignore(live[0][2]):
             return 0  # a watchdog due first fires on time
-        index = [i for i, e in enumerate(live) if e[4] is not None or not ignore(e[2])]
+        window = self.time_mode.window
+        latest = live[0][0] + window if window is not None else None
+        index = [i for i, e in enumerate(live)
+                 if (latest is None or e[0] <= latest)
+                 and (ignore is None or e[4] is not None or not ignore(e[2]))]
         if len(index) < 2:
             return 0
         return index[self.pick(sim, TIMER, [live[i] for i in index])]

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .choice import TimeMode
 from .replay import (
     Counterexample, TimelineRecorder, make_target, render_timeline, replay,
 )
@@ -62,10 +63,12 @@ def run_explore(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if Path(out).parent != Path("") and not Path(out).parent.is_dir():
         raise ExploreUserError(f"--out {out}: directory {Path(out).parent} does not exist")
     target = make_target(args.scenario, args.design, args.seed, args.set)
-    abstract_time = not args.timed
+    if args.window is not None and (args.window < 0 or args.timed):
+        raise ExploreUserError("--window must be >= 0 ns, and cannot be combined with --timed")
+    time_mode = TimeMode(not args.timed, args.window)
     strategy = make_strategy(args.strategy, args.seed or 0, args.max_depth, args.preemptions,
-                             args.pct_depth, abstract_time, args.fork,
-                             not args.no_state_hashing)
+                             args.pct_depth, time_mode, args.fork,
+                             not args.no_state_hashing, not args.no_symmetry)
     progress = Progress(sys.stderr if not args.quiet else None)
     stats = explore(target, strategy, args.budget, properties, progress)
     result: dict[str, Any] = {
@@ -75,7 +78,8 @@ def run_explore(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         "complete": stats.complete, "violation": None,
         "bounds": {"budget": args.budget, "max_depth": args.max_depth,
                    "preemptions": args.preemptions, "pct_depth": args.pct_depth,
-                   "abstract_time": abstract_time, "fork": args.fork,
+                   "abstract_time": time_mode.abstract, "window_ns": time_mode.window,
+                   "fork": args.fork, "symmetry": not args.no_symmetry,
                    "state_hashing": not args.no_state_hashing},
         "properties": list(properties),
     }
@@ -89,10 +93,11 @@ def run_explore(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
                         f"(complete={str(stats.complete).lower()}).")
     prop = stats.found.prop
     choices, outcome, runs = shrink(target, stats.found.outcome.policy.choices, prop,
-                                    abstract_time, args.shrink_runs)
+                                    time_mode, args.shrink_runs)
     finding = outcome.violations([prop])[0][1]
     cex = Counterexample(target.scenario, target.design, target.seed, choices, prop,
-                         finding.kind, outcome.digest, list(target.overrides), abstract_time)
+                         finding.kind, outcome.digest, list(target.overrides),
+                         time_mode.abstract, time_mode.window)
     cex.save(out)
     result["violation"] = {
         "kind": finding.kind, "property": prop, "finding": finding_object(finding),
@@ -180,9 +185,14 @@ def register(subparsers: Any) -> None:
                    help="pct: bug depth, D-1 priority change points (default 3)")
     p.add_argument("--timed", action="store_true",
                    help="keep timed events in time order (choose only among same-instant tasks)")
+    p.add_argument("--window", type=int, metavar="NS",
+                   help="abstract time: choose only among timed events due within NS ns of "
+                        "the earliest (default: any pending event)")
     p.add_argument("--fork", action="store_true",
                    help="dfs: run schedules in forked processes that share the prefix up to "
                         "their branch point (pays off when a run is much dearer than a fork)")
+    p.add_argument("--no-symmetry", action="store_true",
+                   help="dfs: try every ready task, also among identical ones (idle workers)")
     p.add_argument("--no-state-hashing", action="store_true",
                    help="dfs: never cut a schedule at an already explored state")
     p.add_argument("--shrink-runs", type=int, default=300, metavar="N",

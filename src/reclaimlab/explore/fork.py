@@ -27,7 +27,7 @@ from typing import Any
 
 from reclaimlab.sim import Simulation
 
-from .choice import ChoicePolicy
+from .choice import ABSTRACT, ChoicePolicy, TimeMode
 from .shrink import normalize
 from .strategies import DFSStrategy, Node
 from .target import Outcome
@@ -40,9 +40,10 @@ class ForkError(RuntimeError):
 class ForkDFS(DFSStrategy):
     """Bounded exhaustive search, one forked process per branch (see the module docstring)."""
 
-    def __init__(self, max_depth: int = 50, preemptions: int = 2, abstract_time: bool = True,
-                 state_hashing: bool = True) -> None:
-        super().__init__(max_depth, preemptions, abstract_time, state_hashing)
+    def __init__(self, max_depth: int = 50, preemptions: int = 2,
+                 time_mode: TimeMode = ABSTRACT, state_hashing: bool = True,
+                 symmetry: bool = True) -> None:
+        super().__init__(max_depth, preemptions, time_mode, state_hashing, symmetry)
         self.budget = 1 << 62
         self.properties: tuple[str, ...] = ()
         self.progress: Any = None
@@ -70,7 +71,7 @@ class ForkDFS(DFSStrategy):
             return c
         # a branching point met for the first time: super() took branch 0; fork them all
         self.path.pop()
-        for c in range(node.allowed):
+        for c in node.branches:
             if self.found is not None or self.schedules >= self.budget:
                 self.stopped = True
                 break

@@ -3,7 +3,7 @@
 A counterexample is a small JSON object::
 
     {"format": "reclaimlab-counterexample/1", "scenario": "mini-overlay", "design": "sync",
-     "seed": 1, "overrides": [], "abstract_time": true, "property": "nofail",
+     "seed": 1, "overrides": [], "abstract_time": true, "window_ns": null, "property": "nofail",
      "choices": [0, 0, 1], "expected": {"kind": "nofail_in_reclaim", "digest": "…"}}
 
 ``replay`` rebuilds the target from (scenario, design, seed, overrides), runs it under the choice
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .choice import ChoicePolicy
+from .choice import ChoicePolicy, TimeMode
 from .target import Outcome, Target, run_schedule, stop_kinds
 from .toys import TOYS, toy_target
 
@@ -46,6 +46,11 @@ class Counterexample:
     digest: str
     overrides: list[str] = field(default_factory=list)
     abstract_time: bool = True
+    window_ns: int | None = None
+
+    @property
+    def time_mode(self) -> TimeMode:
+        return TimeMode(self.abstract_time, self.window_ns)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -61,7 +66,7 @@ class Counterexample:
             return cls(d["scenario"], d["design"], int(d["seed"]),
                        [int(c) for c in d["choices"]], d["property"], d["expected"]["kind"],
                        d["expected"]["digest"], list(d.get("overrides", [])),
-                       bool(d.get("abstract_time", True)))
+                       bool(d.get("abstract_time", True)), d.get("window_ns"))
         except (KeyError, TypeError) as e:
             raise ValueError(f"malformed counterexample: missing or bad field {e}") from None
 
@@ -81,7 +86,7 @@ def replay(cex: Counterexample, observers: Sequence[Any] = (),
     """Re-run the counterexample's schedule exactly."""
     if target is None:
         target = make_target(cex.scenario, cex.design, cex.seed, cex.overrides)
-    policy = ChoicePolicy(prefix=cex.choices, abstract_time=cex.abstract_time)
+    policy = ChoicePolicy(prefix=cex.choices, time_mode=cex.time_mode)
     return run_schedule(target, policy, stop_kinds((cex.property,)), observers)
 
 

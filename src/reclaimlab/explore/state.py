@@ -76,14 +76,18 @@ def _hooks(sim: Simulation) -> tuple:
     return tuple(fn() for fn in hook)
 
 
+def task_signature(task: Any) -> tuple:
+    """A task's canonical state without its name: equal for interchangeable tasks."""
+    if task.gen is None:
+        return (task.state,)
+    return (task.state, task.flags, _frames(task.gen), _name(task.blocked_on),
+            tuple(_name(lk) for lk in task.held_locks))
+
+
 def canonical_state(sim: Simulation) -> tuple:
     """The canonical state of ``sim`` as a hashable tuple (see the module docstring)."""
     now = sim.now
-    tasks = tuple(
-        (t.comm, t.state) if t.gen is None else
-        (t.comm, t.state, t.flags, _frames(t.gen), _name(t.blocked_on),
-         tuple(_name(lk) for lk in t.held_locks))
-        for t in sim.tasks.values())
+    tasks = tuple((t.comm, task_signature(t)) for t in sim.tasks.values())
     ready = tuple(t.pid for t, _ in sim._ready)
     timers = tuple((e[0] - now, option_label(e)) for e in sim._live_timers())
     return (now, tasks, ready, timers, _hooks(sim))

@@ -31,8 +31,8 @@ from typing import Any, Callable, Sequence, TextIO
 
 from reclaimlab.sim import Simulation
 
-from .choice import ChoicePolicy, option_owner, option_label
-from .state import state_hash
+from .choice import ABSTRACT, TASK, ChoicePolicy, TimeMode, option_label, option_owner
+from .state import state_hash, task_signature
 from .target import DEFAULT_PROPERTIES, Outcome, Target, run_schedule, stop_kinds
 
 STRATEGIES = ("random", "pct", "dfs")
@@ -49,14 +49,14 @@ class RandomStrategy:
     name = "random"
     keeps_states = False
 
-    def __init__(self, seed: int = 0, abstract_time: bool = True) -> None:
+    def __init__(self, seed: int = 0, time_mode: TimeMode = ABSTRACT) -> None:
         self.rng = random.Random(seed)
-        self.abstract_time = abstract_time
+        self.time_mode = time_mode
         self.states = 0
         self.schedules = 0
 
     def next_policy(self) -> ChoicePolicy:
-        return ChoicePolicy(chooser=self.choose, abstract_time=self.abstract_time)
+        return ChoicePolicy(chooser=self.choose, time_mode=self.time_mode)
 
     def choose(self, policy: ChoicePolicy, sim: Simulation, kind: str, options: list) -> int:
         self.states += 1
@@ -76,10 +76,10 @@ class PCTStrategy:
     name = "pct"
     keeps_states = False
 
-    def __init__(self, seed: int = 0, depth: int = 3, abstract_time: bool = True) -> None:
+    def __init__(self, seed: int = 0, depth: int = 3, time_mode: TimeMode = ABSTRACT) -> None:
         self.rng = random.Random(seed)
         self.depth = depth
-        self.abstract_time = abstract_time
+        self.time_mode = time_mode
         self.expected_steps = 0
         self.states = 0
         self.schedules = 0
@@ -89,7 +89,7 @@ class PCTStrategy:
         self.change_points = sorted(self.rng.sample(range(1, k + 1), self.depth - 1))
         self.priority: dict[Any, float] = {}
         self.step = 0
-        return ChoicePolicy(chooser=self.choose, abstract_time=self.abstract_time)
+        return ChoicePolicy(chooser=self.choose, time_mode=self.time_mode)
 
     def _key(self, option: Any) -> Any:
         owner = option_owner(option)
@@ -119,29 +119,37 @@ class PCTStrategy:
 
 # --------------------------------------------------------------------------- dfs
 class Node:
-    """A choice point of the tree: its arity, the branches the bounds allow, tried children."""
+    """A choice point of the tree: its arity, the branches to try, the children tried."""
 
-    __slots__ = ("arity", "allowed", "children", "exhausted")
+    __slots__ = ("arity", "branches", "children", "exhausted")
 
     def __init__(self) -> None:
         self.arity = 0
-        self.allowed = 0
+        self.branches: list[int] = []
         self.children: dict[int, Node] = {}
         self.exhausted = False
 
 
 class DFSStrategy:
-    """Bounded exhaustive search with state hashing (see the module docstring)."""
+    """Bounded exhaustive search with state hashing (see the module docstring).
+
+    ``symmetry``: among tasks ready at the same instant, only the first of each group of
+    identical-looking ones (``state.task_signature``: same code position, plain locals, waits
+    and locks — idle workers of one pool) is tried; running another member of the group would
+    be the same step by a task with another name.
+    """
 
     name = "dfs"
     keeps_states = True
 
-    def __init__(self, max_depth: int = 50, preemptions: int = 2, abstract_time: bool = True,
-                 state_hashing: bool = True) -> None:
+    def __init__(self, max_depth: int = 50, preemptions: int = 2,
+                 time_mode: TimeMode = ABSTRACT, state_hashing: bool = True,
+                 symmetry: bool = True) -> None:
         self.max_depth = max_depth
         self.preemptions = preemptions
-        self.abstract_time = abstract_time
+        self.time_mode = time_mode
         self.state_hashing = state_hashing
+        self.symmetry = symmetry
         self.root = Node()
         self.visited: dict[int, tuple[int, int]] = {}  # state -> best (preemptions, depth) left
         self.states = 0
@@ -162,7 +170,7 @@ class DFSStrategy:
         self.path = []
         self.node: Node | None = self.root
         self.used = 0
-        return ChoicePolicy(chooser=self.choose, abstract_time=self.abstract_time)
+        return ChoicePolicy(chooser=self.choose, time_mode=self.time_mode)
 
     def _seen(self, sim: Simulation, left_p: int, left_d: int) -> bool:
         """Record the state; True if it was already explored with at least these bounds."""
@@ -177,6 +185,19 @@ class DFSStrategy:
     def remember(self, h: int, bounds: tuple[int, int]) -> None:
         self.visited[h] = bounds
 
+    def branches(self, kind: str, options: list) -> list[int]:
+        """The option indices worth trying: all, or one per group of identical tasks."""
+        if not self.symmetry or kind != TASK:
+            return list(range(len(options)))
+        seen: dict[tuple, None] = {}
+        out = []
+        for i, task in enumerate(options):
+            sig = task_signature(task)
+            if sig not in seen:
+                seen[sig] = None
+                out.append(i)
+        return out
+
     def choose(self, policy: ChoicePolicy, sim: Simulation, kind: str, options: list) -> int:
         node = self.node
         depth = len(self.path)
@@ -188,12 +209,13 @@ class DFSStrategy:
             if self.state_hashing and self._seen(sim, left_p, max(left_d, 0)):
                 policy.cut_here(sim)
             if node is not None and node.arity == 0:
-                node.arity = node.allowed = len(options)
+                node.arity = len(options)
+                node.branches = [0]
             self.node = None
             return 0
         if node.arity == 0:
             node.arity = len(options)
-            node.allowed = len(options)
+            node.branches = self.branches(kind, options)
             self.states += 1
             if self.state_hashing and self._seen(sim, left_p, left_d):
                 node.exhausted = True
@@ -202,7 +224,7 @@ class DFSStrategy:
         elif node.arity != len(options):
             raise NondeterminismError(
                 f"choice point {depth} had {node.arity} options, now {len(options)}")
-        for c in range(node.allowed):
+        for c in node.branches:
             child = node.children.get(c)
             if child is None or not child.exhausted:
                 break
@@ -227,30 +249,30 @@ class DFSStrategy:
         leaf.exhausted = True
         for node, _ in reversed(self.path):
             if all(node.children.get(c) is not None and node.children[c].exhausted
-                   for c in range(node.allowed)):
+                   for c in node.branches):
                 node.exhausted = True
             else:
                 break
 
     def queue(self) -> int:
         """Untried branches along the current path (TLC's "states left on queue")."""
-        return sum(node.allowed - 1 - c for node, c in self.path)
+        return sum(len(node.branches) - 1 - node.branches.index(c) for node, c in self.path)
 
 
 def make_strategy(name: str, seed: int = 0, max_depth: int = 50, preemptions: int = 2,
-                  pct_depth: int = 3, abstract_time: bool = True, fork: bool = False,
-                  state_hashing: bool = True) -> Any:
+                  pct_depth: int = 3, time_mode: TimeMode = ABSTRACT, fork: bool = False,
+                  state_hashing: bool = True, symmetry: bool = True) -> Any:
     """A strategy by name; ``fork`` makes ``dfs`` share prefixes through fork(2)."""
     if name == "random":
-        return RandomStrategy(seed, abstract_time)
+        return RandomStrategy(seed, time_mode)
     if name == "pct":
-        return PCTStrategy(seed, pct_depth, abstract_time)
+        return PCTStrategy(seed, pct_depth, time_mode)
     if name == "dfs":
         if fork:
             from .fork import ForkDFS
 
-            return ForkDFS(max_depth, preemptions, abstract_time, state_hashing)
-        return DFSStrategy(max_depth, preemptions, abstract_time, state_hashing)
+            return ForkDFS(max_depth, preemptions, time_mode, state_hashing, symmetry)
+        return DFSStrategy(max_depth, preemptions, time_mode, state_hashing, symmetry)
     raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
 
 
@@ -330,7 +352,7 @@ def explore(target: Target, strategy: Any, budget: int = 10_000,
             found = getattr(strategy, "found", None)
             if not violations and found is not None:
                 outcome = run_schedule(target, ChoicePolicy(
-                    prefix=found[1], abstract_time=strategy.abstract_time), stop_kinds((found[0],)))
+                    prefix=found[1], time_mode=strategy.time_mode), stop_kinds((found[0],)))
                 violations = outcome.violations([found[0]])
             if violations:
                 stats.found = Found(violations[0][0], outcome)

@@ -109,7 +109,8 @@ def set_blocksize(sim: Any, bdev: Any, size: int) -> BufferCache:
     """``set_blocksize``/``sb_set_blocksize``: validate the block size and set up the buffer cache.
 
     Since 6.15 a block device accepts any power-of-two size from its logical block size up to
-    64 KiB, the page cache then using folios of at least one block (``mapping_set_folio_min_order``).
+    64 KiB, the page cache then using folios of at least one block
+    (``mapping_set_folio_min_order``).
     """
     if size < 1024 or size & (size - 1):
         raise ValueError(f"block size {size} must be a power of two and at least 1024 bytes")
@@ -211,12 +212,14 @@ def __bread_gfp(bdev: BufferCache, block: int, gfp: int):
 
 
 def sb_bread(bdev: BufferCache, block: int):
-    """``sb_bread``: read ``block`` through the buffer cache (``__bread_gfp(.., __GFP_MOVABLE)``)."""
+    """``sb_bread``: read ``block`` through the buffer cache (``__bread_gfp`` with
+    ``__GFP_MOVABLE``)."""
     return (yield from __bread_gfp(bdev, block, __GFP_MOVABLE))
 
 
 def __bread_slow(bh: buffer_head):
-    """``__bread_slow``: submit a read and sleep until it completes (waiting on a read in flight)."""
+    """``__bread_slow``: submit a read and sleep until it completes (or wait for the read
+    already in flight)."""
     if bh.b_state & BH_Lock:
         yield from wait_on_buffer(bh)
         if bh.b_state & BH_Uptodate:
@@ -398,5 +401,5 @@ class BdevAops:
         return len(batch)
 
     def release_folio(self, folio: Any) -> bool:
-        """``blkdev_release_folio`` → ``try_to_free_buffers`` (for reclaim of a folio with buffers)."""
+        """``blkdev_release_folio`` → ``try_to_free_buffers`` (reclaim of a folio with buffers)."""
         return try_to_free_buffers(self.bdev, folio)

@@ -80,7 +80,8 @@ class InodegcConfig:
         if self.delay_jiffies < 0:
             raise ValueError(f"inodegc delay_jiffies must be >= 0, got {self.delay_jiffies}")
         if not 0 <= self.low_space_pct <= 100:
-            raise ValueError(f"inodegc low_space_pct must be within 0..100, got {self.low_space_pct}")
+            raise ValueError(f"inodegc low_space_pct must be within 0..100, "
+                             f"got {self.low_space_pct}")
 
 
 def inodegc_config(sim: Any, opts: dict) -> InodegcConfig:
@@ -133,7 +134,8 @@ class Inodegc:
         return sum(len(gc.list) for gc in self.m_inodegc)
 
     def _emit_depth(self) -> None:
-        self.sim.emit("queue_depth", current(), self, {"name": "inodegc", "depth": self.nr_queued()})
+        self.sim.emit("queue_depth", current(), self,
+                      {"name": "inodegc", "depth": self.nr_queued()})
 
 
 def xfs_inodegc_want_queue_work(mp: Inodegc, items: int) -> bool:
@@ -159,7 +161,8 @@ def xfs_inodegc_want_flush_work(mp: Inodegc, items: int, shrinker_hits: int) -> 
 
 
 def xfs_inodegc_queue(mp: Inodegc, ip: Any):
-    """``xfs_inodegc_queue``: set NEED_INACTIVE, push on this CPU's list, arm its worker, throttle."""
+    """``xfs_inodegc_queue``: set NEED_INACTIVE, push on this CPU's list, arm its worker,
+    throttle."""
     task = current()
     yield Run(INODEGC_QUEUE_NS)
     ip.i_gcflags |= XFS_NEED_INACTIVE

@@ -79,7 +79,8 @@ class JournalConfig:
                 f"({JBD2_MIN_JOURNAL_BLOCKS}): a transaction may use a quarter of the log, and a "
                 f"smaller log cannot hold one transaction plus the commit overhead")
         if self.commit_interval_ns <= 0:
-            raise ValueError(f"journal commit interval must be > 0 ns, got {self.commit_interval_ns}")
+            raise ValueError(f"journal commit interval must be > 0 ns, "
+                             f"got {self.commit_interval_ns}")
 
 
 class Jbd2Caches:
@@ -286,7 +287,8 @@ def jbd2_get_transaction(journal: journal_t, gfp: int):
 
 
 def commit_timeout(arg: tuple[journal_t, int]) -> None:
-    """``commit_timeout``: the running transaction reached ``j_commit_interval``; wake kjournald2."""
+    """``commit_timeout``: the running transaction is ``j_commit_interval`` old: wake
+    kjournald2."""
     journal, tid = arg
     t = journal.j_running_transaction
     if t is not None and t.t_tid == tid:
@@ -294,7 +296,8 @@ def commit_timeout(arg: tuple[journal_t, int]) -> None:
 
 
 def add_transaction_credits(journal: journal_t, blocks: int):
-    """``add_transaction_credits``: reserve ``blocks``; True if the caller must retry after a wait."""
+    """``add_transaction_credits``: reserve ``blocks``; True if the caller must retry after a
+    wait."""
     t = journal.j_running_transaction
     if t.t_state != T_RUNNING:
         yield from wait_transaction_locked(journal)
@@ -413,7 +416,8 @@ def jbd2_journal_get_write_access(handle: handle_t, bh: buffer_head):
 
 
 def jbd2_journal_dirty_metadata(handle: handle_t, bh: buffer_head):
-    """``jbd2_journal_dirty_metadata``: the buffer joins the transaction; one credit on first use."""
+    """``jbd2_journal_dirty_metadata``: the buffer joins the transaction; a credit on first
+    use."""
     yield Run(DIRTY_METADATA_NS)
     jh = bh.b_jh
     if jh is None:
@@ -544,7 +548,8 @@ def jbd2_write_log(journal: journal_t, nblocks: int):
 def jbd2_journal_file_checkpoints(journal: journal_t, t: transaction_t) -> None:
     """After a commit: each buffer goes to ``t``'s checkpoint list and is dirtied in the bdev cache.
 
-    A buffer already re-used by the next transaction is refiled there (``__jbd2_journal_refile_buffer``).
+    A buffer already re-used by the next transaction is refiled there
+    (``__jbd2_journal_refile_buffer``).
     """
     for jh in t.t_buffers:
         if jh.b_cp_transaction is not None and jh.b_cp_transaction is not t:
@@ -565,7 +570,8 @@ def jbd2_journal_file_checkpoints(journal: journal_t, t: transaction_t) -> None:
 
 # ------------------------------------------------------------------ checkpoint
 def __jbd2_log_wait_for_space(journal: journal_t):
-    """``__jbd2_log_wait_for_space``: checkpoint, or wait for the commit, until a transaction fits."""
+    """``__jbd2_log_wait_for_space``: checkpoint, or wait for the commit, until a transaction
+    fits."""
     nblocks = journal.j_max_transaction_buffers
     journal.stats["log_space_waits"] += 1
     journal.sim.emit("tracepoint", current(), journal,
@@ -651,7 +657,8 @@ def jbd2_cleanup_journal_tail_nowrite(journal: journal_t) -> bool:
 
 
 def jbd2_cleanup_journal_tail(journal: journal_t):
-    """``jbd2_cleanup_journal_tail``: move the tail; the journal superblock is rewritten (1 block)."""
+    """``jbd2_cleanup_journal_tail``: move the tail; the journal superblock is rewritten (one
+    block)."""
     if jbd2_cleanup_journal_tail_nowrite(journal):
         yield from buffer.submit_bio_wait(journal.j_dev, "write", journal.j_first, 1)
 

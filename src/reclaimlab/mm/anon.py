@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from array import array
 
+import numpy as np
+
 from reclaimlab.sim import Run, current
 
 from . import page_alloc
@@ -82,10 +84,12 @@ def do_anonymous_page(mm: mm_struct, nr_pages: int, gfp: int = GFP_HIGHUSER_MOVA
 def mm_touch(mm: mm_struct) -> None:
     """The task touched all its memory: the hardware sets the accessed bits, which reclaim
     reads as ``PG_referenced`` (``folio_referenced``)."""
-    flags = mm.pgdat.mem_map.flags
-    for pfn in mm.pages:
-        if pfn >= 0:
-            flags[pfn] |= PG_referenced
+    if not mm.pages:
+        return
+    flags = np.frombuffer(mm.pgdat.mem_map.flags, dtype=np.uint16)
+    pfns = np.frombuffer(mm.pages, dtype=np.int32)
+    flags[pfns[pfns >= 0]] |= PG_referenced
+    del flags, pfns     # release the buffer exports: mm.pages must stay resizable
 
 
 def swap_out_folio(mm: mm_struct, pfn: int) -> None:

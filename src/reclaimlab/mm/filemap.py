@@ -50,6 +50,7 @@ class address_space:
         self.orphans: dict[int, int] = {}       # truncated while under writeback: index -> pfn
         self.nrpages = 0
         self.nr_writeback = 0
+        self.released = False
         self.a_ops = None
         self.gfp_mask = GFP_HIGHUSER_MOVABLE
         self.wb_wait = WaitQueue("folio_wait_writeback")
@@ -210,18 +211,32 @@ def page_cache_ra_unbounded(mapping: address_space, index: int, nr_pages: int, g
     return present
 
 
+WRITE_CHUNK_PAGES = 16
+
+
 def generic_perform_write(mapping: address_space, index: int, nr_pages: int, gfp: int):
-    """``generic_perform_write``: get (or create) each folio in the range, mark it uptodate,
-    accessed and dirty. Returns the pages written."""
-    got = yield from page_cache_ra_unbounded(mapping, index, nr_pages, gfp)
-    idx = mapping.folio_index(index)
+    """``generic_perform_write``: for each folio of the range, ``write_begin`` (get or create
+    it), copy, ``write_end`` (uptodate, accessed, dirty). Folios are created
+    ``WRITE_CHUNK_PAGES`` at a time and dirtied right after, so reclaim never sees a written
+    folio clean. Returns the pages written."""
     step = 1 << mapping.min_order
-    while idx < index + got:
-        f = folio(mapping, idx)
-        folio_mark_accessed(f)
-        folio_mark_dirty(f)
-        idx += step
-    return got
+    chunk = max(WRITE_CHUNK_PAGES, step)
+    idx = mapping.folio_index(index)
+    end = index + nr_pages
+    written = 0
+    while idx < end:
+        n = min(chunk, end - idx)
+        got = yield from page_cache_ra_unbounded(mapping, idx, n, gfp)
+        stop = idx + got
+        while idx < stop:
+            f = folio(mapping, idx)
+            folio_mark_accessed(f)
+            folio_mark_dirty(f)
+            written += step
+            idx += step
+        if got < n:
+            break
+    return written
 
 
 # ------------------------------------------------------------------------ dirty / writeback
@@ -294,6 +309,8 @@ def folio_end_writeback(f: folio) -> None:
     if orphan is not None:
         pgdat.nr_file_pages -= nr
         page_alloc.__free_pages_ok(pgdat, pfn, m.min_order)
+        if m.released and not m.orphans:
+            pgdat.unregister_owner(m.id)
     elif mm.flags[pfn] & PG_reclaim:
         folio_rotate_reclaimable(pgdat, pfn)
     __acct_reclaim_writeback(pgdat, nr)
@@ -351,12 +368,16 @@ def __remove_mapping(mapping: address_space, pfn: int) -> None:
 
 def truncate_inode_pages(mapping: address_space, lstart: int = 0) -> int:
     """``truncate_inode_pages``: remove every folio at or past page ``lstart`` (dirty ones are
-    dropped). A folio under writeback is detached now and freed when its IO ends (the kernel
+    dropped); a folio with private data is first offered to ``a_ops.invalidate_folio(folio)``
+    if the owner has it (``folio_invalidate``: buffers are discarded). A folio under writeback is detached now and freed when its IO ends (the kernel
     waits for it here; our callers cannot block at this point of the contract). Returns pages
     removed."""
     pgdat = mapping.pgdat
     removed = 0
+    invalidate = getattr(mapping.a_ops, "invalidate_folio", None)
     for index in [i for i in mapping.i_pages if i >= mapping.folio_index(lstart)]:
+        if invalidate is not None and index in mapping.private:
+            invalidate(folio(mapping, index))
         pfn = mapping.i_pages[index]
         writeback = pgdat.mem_map.flags[pfn] & PG_writeback
         __filemap_remove_folio(mapping, pfn, index)
@@ -371,8 +392,9 @@ def truncate_inode_pages(mapping: address_space, lstart: int = 0) -> int:
 def invalidate_mapping_pages(mapping: address_space, start: int = 0,
                              end: int | None = None) -> int:
     """``invalidate_mapping_pages``: drop the clean, idle folios in [start, end]; dirty and
-    writeback ones, and those whose private data cannot be released, stay. Freed pages count as reclaimed for a reclaimer calling this
-    (``inode_lru_isolate`` credits them). Returns pages freed."""
+    writeback ones, and those whose private data cannot be released, stay. Freed pages count
+    as reclaimed for a reclaimer calling this (``inode_lru_isolate`` credits them). Returns
+    pages freed."""
     pgdat = mapping.pgdat
     mm = pgdat.mem_map
     freed = 0
@@ -388,9 +410,12 @@ def invalidate_mapping_pages(mapping: address_space, start: int = 0,
 
 
 def mapping_release(mapping: address_space) -> None:
-    """Forget the mapping once its inode is gone (its pages must have been truncated)."""
+    """Forget the mapping once its inode is gone (its pages must have been truncated); with
+    truncated folios still under writeback, when the last of them completes."""
     if mapping.i_pages:
         raise ValueError(f"{mapping!r} released with {mapping.nrpages} pages cached")
-    mapping.pgdat.unregister_owner(mapping.id)
+    mapping.released = True
+    if not mapping.orphans:
+        mapping.pgdat.unregister_owner(mapping.id)
 
 

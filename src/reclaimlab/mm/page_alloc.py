@@ -28,7 +28,7 @@ from reclaimlab.sim import (
 
 from .buddy import MAX_PAGE_ORDER, free_area
 from .gfp import (
-    __GFP_DIRECT_RECLAIM, __GFP_FS, __GFP_HIGH, __GFP_KSWAPD_RECLAIM, __GFP_MEMALLOC,
+    __GFP_DIRECT_RECLAIM, __GFP_FS, __GFP_HIGH, __GFP_KSWAPD_RECLAIM, __GFP_MEMALLOC, __GFP_MOVABLE,
     __GFP_NOFAIL, __GFP_NOLOCKDEP, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN,
     __GFP_RETRY_MAYFAIL, current_gfp_context, gfp_names,
 )
@@ -53,7 +53,9 @@ ALLOC_HIGHATOMIC = 0x200
 ALLOC_KSWAPD = 0x800
 ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
 
-# CPU cost of one trip through the fast path (rmqueue + prep_new_page, ~0.2 us).
+# CPU cost of one trip through the fast path (rmqueue + prep_new_page, ~0.2 us). Charged to
+# allocations that may sleep only: an atomic one may run under a spinlock, where the runtime
+# allows no CPU burst, so it takes no virtual time.
 ALLOC_FASTPATH_NS = 200
 # CPU cost of one pass of the slow-path retry loop, excluding reclaim and compaction (zonelist
 # walks, kswapd wakeups, the cond_resched that lets other tasks run; assumption: 5 us).
@@ -166,7 +168,6 @@ class pglist_data:
         self.kernel_version = tuple(int(p) for p in config.kernel_version.split(".")[:2])
         self.mem_map = MemMap(self.nr_pages)
         self.zone = zone(self, self.mem_map, self.nr_pages)
-        self.node_zones = [self.zone]
         kb = self.nr_pages * (self.page_size // 1024)
         self.min_free_kbytes = (config.min_free_kbytes if config.min_free_kbytes is not None
                                 else calculate_min_free_kbytes(kb))
@@ -183,7 +184,6 @@ class pglist_data:
         self.nr_slab_unreclaimable = 0
         self.nr_throttled_written = 0
         self.nr_swap_pages = config.swap_bytes // config.page_size
-        self.total_swap_pages = self.nr_swap_pages
         # kswapd / reclaim state
         self.kswapd_wait = WaitQueue("kswapd_wait")
         self.pfmemalloc_wait = WaitQueue("pfmemalloc_wait")
@@ -281,7 +281,9 @@ def zone_watermark_ok(z: zone, order: int, mark: int, alloc_flags: int = 0) -> b
 def get_page_from_freelist(pgdat: pglist_data, gfp: int, order: int,
                            alloc_flags: int) -> int | None:
     """``get_page_from_freelist``: watermark check (unless ``ALLOC_NO_WATERMARKS``) + ``rmqueue``.
-    Before 6.12 ``rmqueue`` warned about NOFAIL above order 1 (``WARN_ON_ONCE``)."""
+    Before 6.12 ``rmqueue`` warned about NOFAIL above order 1 on every dequeue, fast path
+    included (verified in the kernel source: ``WARN_ON_ONCE((gfp_flags & __GFP_NOFAIL) &&
+    (order > 1))`` at the top of ``rmqueue``)."""
     z = pgdat.zone
     if not alloc_flags & ALLOC_NO_WATERMARKS:
         mark = z.watermark[alloc_flags & ALLOC_WMARK_MASK]
@@ -381,7 +383,8 @@ def alloc_pages(gfp: int, order: int = 0):
     start = sim.now
     gfp = current_gfp_context(gfp)
     might_alloc(gfp)
-    yield Run(ALLOC_FASTPATH_NS)
+    if gfp & __GFP_DIRECT_RECLAIM:
+        yield Run(ALLOC_FASTPATH_NS)
     pfn = get_page_from_freelist(pgdat, gfp, order, ALLOC_WMARK_LOW)
     if pfn is None:
         pfn = yield from __alloc_pages_slowpath(gfp, order)
@@ -434,7 +437,8 @@ def alloc_pages_bulk(gfp: int, nr_pages: int, out: list[int]):
     start = sim.now
     gfp = current_gfp_context(gfp)
     might_alloc(gfp)
-    yield Run(ALLOC_FASTPATH_NS)
+    if gfp & __GFP_DIRECT_RECLAIM:
+        yield Run(ALLOC_FASTPATH_NS)
     got = 0
     low = z.watermark[WMARK_LOW]
     while got < nr_pages and zone_watermark_ok(z, 0, low, 0):
@@ -455,12 +459,13 @@ def free_pages(pfn: int, order: int = 0, pgdat: pglist_data | None = None) -> No
     callback) pass ``pgdat``. Pages freed by a task in reclaim (slab pages freed by shrinkers)
     count as reclaimed by it (``mm_account_reclaimed_pages`` via ``reclaim_state``)."""
     task = current()
+    in_task = task is not None and task.gen is not None and task.gen.gi_running
     if pgdat is None:
-        if task is None:
+        if not in_task:
             raise RuntimeError("free_pages outside a simulated task needs pgdat=")
         pgdat = task.sim.pgdat
     __free_pages_ok(pgdat, pfn, order)
-    rs = getattr(task, "reclaim_state", None) if task is not None else None
+    rs = getattr(task, "reclaim_state", None) if in_task else None
     if rs is not None:
         rs.reclaimed += 1 << order
 
@@ -545,7 +550,9 @@ def __alloc_pages_slowpath(gfp: int, order: int):
     pfn = get_page_from_freelist(pgdat, gfp, order, alloc_flags)
     if pfn is not None:
         return pfn
-    if (can_direct_reclaim and order > 0 and compaction.gfp_compaction_allowed(gfp)
+    # Costly orders, and unmovable high orders, try (async) compaction before reclaim.
+    if (can_direct_reclaim and compaction.gfp_compaction_allowed(gfp)
+            and (costly_order or (order > 0 and not gfp & __GFP_MOVABLE))
             and not __gfp_pfmemalloc_flags(gfp)):
         pfn, compact_result = yield from __alloc_pages_direct_compact(
             gfp, order, alloc_flags, compaction.INIT_COMPACT_PRIORITY)
@@ -554,9 +561,11 @@ def __alloc_pages_slowpath(gfp: int, order: int):
         if costly_order and gfp & __GFP_NORETRY:
             if compact_result in (compaction.COMPACT_SKIPPED, compaction.COMPACT_DEFERRED):
                 return (yield from _nopage(pgdat, gfp, order, can_direct_reclaim))
+            compact_priority = compaction.INIT_COMPACT_PRIORITY
     while True:
         # retry:
-        yield Run(SLOWPATH_RETRY_NS)
+        if can_direct_reclaim:
+            yield Run(SLOWPATH_RETRY_NS)
         if alloc_flags & ALLOC_KSWAPD:
             vmscan.wakeup_kswapd(pgdat, gfp, order)
         reserve_flags = __gfp_pfmemalloc_flags(gfp)

@@ -45,7 +45,6 @@ VMSCAN_THROTTLE_ISOLATED = 1
 VMSCAN_THROTTLE_NOPROGRESS = 2
 VMSCAN_THROTTLE_CONGESTED = 3
 THROTTLE_NAMES = ("writeback", "isolated", "noprogress", "congested")
-HZ = NSEC_PER_SEC // JIFFY_NS
 THROTTLE_TIMEOUT_NS = (NSEC_PER_SEC // 10, NSEC_PER_SEC // 50, JIFFY_NS, JIFFY_NS)
 
 PGDAT_WRITEBACK = 1 << 0
@@ -455,10 +454,11 @@ def drop_slab(pgdat):
 
 
 def balance_pgdat(pgdat, order: int):
-    """``balance_pgdat``: reclaim with ``GFP_KERNEL`` holding ``fs_reclaim`` from priority 12
-    down to 1 until balanced; the priority is raised only when a pass did not scan enough or
-    reclaimed nothing. No progress at all counts a ``kswapd_failure``. Returns the order the
-    node was balanced for."""
+    """``balance_pgdat``: reclaim with ``GFP_KERNEL`` holding ``fs_reclaim`` (verified: it calls
+    ``__fs_reclaim_acquire`` directly, since kswapd's ``PF_MEMALLOC`` would make
+    ``fs_reclaim_acquire`` a no-op) from priority 12 down to 1 until balanced; the priority
+    is raised only when a pass did not scan enough or reclaimed nothing. No progress at all
+    counts a ``kswapd_failure``. Returns the order the node was balanced for."""
     task = current()
     sc = scan_control(GFP_KERNEL, order, SWAP_CLUSTER_MAX)
     task.reclaim_state = sc.reclaim_state

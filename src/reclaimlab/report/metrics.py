@@ -41,11 +41,9 @@ def nearest_rank(sorted_values: list[int], pct: float) -> int:
 
 
 def zone_watermarks(zone: Any) -> tuple[int, int, int]:
-    """``(min, low, high)`` from ``zone.watermark`` (a list indexed by WMARK_* or a dict)."""
+    """``(min, low, high)``: ``zone->_watermark[WMARK_MIN..WMARK_HIGH]``."""
     wm = zone.watermark
-    if isinstance(wm, dict):
-        return int(wm["min"]), int(wm["low"]), int(wm["high"])
-    return int(wm[0]), int(wm[1]), int(wm[2])
+    return wm[0], wm[1], wm[2]
 
 
 class Series:
@@ -82,7 +80,6 @@ class Metrics(Detector):
         self.alloc_log2: list[int] = []
         self.dr_begin: dict[int, int] = {}
         self.direct_reclaim_ns: list[int] = []
-        self.inodes_cleaned = 0
         self.inodes_cleaned_in_reclaim = 0
         self.inodes_deferred = 0
         self.inodes_evicted = 0
@@ -135,7 +132,6 @@ class Metrics(Detector):
         self.sample_zone()
 
     def on_inode_cleanup(self, task: Any, inode: Any, info: Any) -> None:
-        self.inodes_cleaned += 1
         if task is not None and task.flags & PF_MEMALLOC:
             self.inodes_cleaned_in_reclaim += 1
 

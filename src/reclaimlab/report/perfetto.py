@@ -97,11 +97,15 @@ class PerfettoTracer:
             old = self.stacks[task.pid]
         if old == stack:
             return
-        n = 0
-        for a, b in zip(old, stack):
-            if a != b:
-                break
-            n += 1
+        # length of the common prefix, by bisection on slice equality (compared in C)
+        lo, hi = 0, min(len(old), len(stack))
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if old[:mid] == stack[:mid]:
+                lo = mid
+            else:
+                hi = mid - 1
+        n = lo
         # slice ends and begins are kept as tuples, made dicts only when the trace is written
         now, tid, append = self.sim.now, task.pid, self.events.append
         for name in reversed(old[n:]):

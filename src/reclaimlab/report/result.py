@@ -54,9 +54,9 @@ def build_result(sim: Any, scenario: str, design: str, seed: int, wall_s: float,
     vfs = getattr(sim, "vfs", None)
     leaked = len(vfs.leaked()) if vfs is not None and hasattr(vfs, "leaked") else 0
     violations = [f.message for f in findings if f.kind == "invariant"]
-    if metrics is not None:
-        metrics.finish()
-    empty = Metrics(sim) if metrics is None else metrics
+    if metrics is None:
+        metrics = Metrics(sim)  # nothing measured: zero counts
+    metrics.finish()
     return {
         "scenario": scenario,
         "design": design,
@@ -69,15 +69,15 @@ def build_result(sim: Any, scenario: str, design: str, seed: int, wall_s: float,
         "warnings": [f.as_warning() for f in findings if f.kind not in _NOT_WARNINGS],
         "deadlocks": [{"time_ns": f.time_ns, "kind": f.data["kind"], "cycle": f.data["cycle"]}
                       for f in findings if f.kind == "deadlock"],
-        "alloc_latency_ns": empty.alloc_latency(),
-        "direct_reclaim": empty.direct_reclaim(),
-        "inodes": {"evicted": empty.inodes_evicted,
-                   "evicted_in_reclaim": empty.inodes_cleaned_in_reclaim,
-                   "deferred": empty.inodes_deferred,
+        "alloc_latency_ns": metrics.alloc_latency(),
+        "direct_reclaim": metrics.direct_reclaim(),
+        "inodes": {"evicted": metrics.inodes_evicted,
+                   "evicted_in_reclaim": metrics.inodes_cleaned_in_reclaim,
+                   "deferred": metrics.inodes_deferred,
                    "leaked": leaked},
         "invariants": {"ok": not violations, "violations": violations},
-        "alloc_latency_log2": list(empty.alloc_log2),
-        "alloc_latency_cdf": empty.alloc_latency_cdf(),
-        "blocked": empty.blocked_time(),
+        "alloc_latency_log2": list(metrics.alloc_log2),
+        "alloc_latency_cdf": metrics.alloc_latency_cdf(),
+        "blocked": metrics.blocked_time(),
         "dmesg": checks.dmesg.text() if checks is not None else "",
     }

@@ -142,8 +142,8 @@ class Task:
 
         A suspended task's chain is its generator frames (``gi_yieldfrom``); the running task's
         is read from the interpreter's frames up to the event loop, so plain (non-blocking)
-        kernel functions on the way appear too. Simulator machinery (names starting with ``_``,
-        the event loop, observers) is left out.
+        kernel functions on the way appear too. Simulator machinery (names with one leading
+        underscore, the event loop, observers) is left out; kernel ``__names`` stay.
         """
         if self is _current and self.gen is not None and self.gen.gi_running:
             return _running_stack()
@@ -167,9 +167,10 @@ def _running_stack() -> list[str]:
     loop = Simulation.run.__code__
     while f is not None and f.f_code is not loop:
         code = f.f_code
-        if not code.co_name.startswith("_") and code.co_filename != __file__ \
+        name = code.co_name
+        if (not name.startswith("_") or name.startswith("__")) and code.co_filename != __file__ \
                 and not any(d in code.co_filename for d in _HIDDEN_DIRS):
-            names.append(code.co_name)
+            names.append(name)
         f = f.f_back
     names.reverse()
     return names
@@ -386,6 +387,7 @@ class Simulation:
                         self.now = when
                     if token is None:
                         if not task.cancelled:
+                            self.current = _current = None
                             task.fn(task.arg)
                         continue
                     if token != task.wseq:

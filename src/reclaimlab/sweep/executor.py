@@ -10,7 +10,9 @@ order) changes nothing in its row except the host time ``wall_s``.
   progress-bar thread). At most two runs per worker are in flight, so an interruption leaves
   little unstarted work queued. A worker that dies (OOM-killed, segfault) breaks the pool: the pool
   is rebuilt and the runs that were in flight are rerun one at a time, so that a run which kills
-  its worker again, alone, is recorded with an error instead of being retried forever.
+  its worker again, alone, is recorded with an error instead of being retried forever. When
+  workers die before any run has ever finished, the workers themselves are broken: that is a
+  :class:`SweepError`, and no run is blamed.
 - :class:`DaskExecutor`: ``dask.distributed``; connects to ``scheduler`` when given, else starts a
   ``LocalCluster`` of single-threaded worker processes. Imported lazily (optional extra).
 
@@ -94,12 +96,14 @@ class LocalExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=context)
 
     def map_runs(self, runs: Sequence[RunSpec], runner: Runner) -> Rows:
+        """Keep ``2 * workers`` runs in flight; after a breakage, isolate the suspects."""
         todo = deque(runs)
         suspects: deque[RunSpec] = deque()  # in flight when a worker died: rerun one at a time
         inflight: dict[Future, RunSpec] = {}
         alone: RunSpec | None = None  # the suspect running by itself, if any
         killers: list[RunSpec] = []  # died alone; recorded once some run has worked
         worked = False
+        stalls = 0  # pools in a row that broke before taking a single run
         while todo or suspects or inflight:
             if suspects and not inflight:
                 alone = suspects.popleft()
@@ -111,9 +115,14 @@ class LocalExecutor:
                 if not self._submit(inflight, run, runner):
                     todo.appendleft(run)
                     break
-            if not inflight:  # broken before anything was submitted
+            if not inflight:  # the pool broke before taking anything
+                stalls += 1
+                if stalls >= MAX_KILLERS:
+                    raise SweepError("cannot start worker processes: the pool broke "
+                                     f"{stalls} times in a row before taking a run")
                 self._restart_pool()
                 continue
+            stalls = 0
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             lost = []
             for fut in done:
@@ -137,12 +146,13 @@ class LocalExecutor:
                     suspects.extend(lost)
             if killers and (worked or len(killers) >= MAX_KILLERS):
                 yield from self._killer_rows(killers, worked)
+        yield from self._killer_rows(killers, worked)
 
     @staticmethod
     def _killer_rows(killers: list[RunSpec], worked: bool) -> Rows:
         """Rows for runs that killed their worker, unless no run has worked at all: then it
         is the workers that cannot run, which is not the runs' fault."""
-        if not worked:
+        if killers and not worked:
             raise SweepError(f"{len(killers)} worker processes in a row died before any run "
                              "finished; the workers cannot start or are being killed")
         for run in killers:
@@ -150,10 +160,13 @@ class LocalExecutor:
         killers.clear()
 
     def _submit(self, inflight: dict[Future, RunSpec], run: RunSpec, runner: Runner) -> bool:
-        """Queue one run; False when the pool has just broken (the caller keeps the run)."""
+        """Queue one run; False when the pool has just broken (the caller keeps the run).
+
+        A submit racing with the pool's breakage can also fail with ``OSError: handle is
+        closed`` from inside ``ProcessPoolExecutor`` while it starts a worker."""
         try:
             inflight[self.pool.submit(execute_run, run, runner)] = run
-        except BrokenProcessPool:
+        except (BrokenProcessPool, OSError):
             return False
         return True
 

@@ -31,6 +31,10 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
                       model_validator)
 
 DESIGNS = ("native", "sync", "inodegc", "passive-ref")
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
+# Row columns the store writes itself; an axis may not shadow them.
+RESERVED_KEYS = ("config_hash", "design", "seed", "scenario", "error")
+MAX_RUNS = 1_000_000
 
 
 def _scalar(value: Any) -> Any:
@@ -51,10 +55,6 @@ def _seeds(value: Any) -> Any:
 
 # A value a --set key can take; one clear message instead of one per union branch.
 Scalar = Annotated[Any, AfterValidator(_scalar)]
-KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
-# Row columns the store writes itself; an axis may not shadow them.
-RESERVED_KEYS = ("config_hash", "design", "seed", "scenario", "error")
-MAX_RUNS = 1_000_000
 
 
 class SweepError(Exception):
@@ -123,7 +123,7 @@ class SweepSpec(Strict):
     """A sweep file, validated."""
 
     base: str = Field(min_length=1)
-    designs: list[Literal["native", "sync", "inodegc", "passive-ref"]] = Field(
+    designs: list[Literal[DESIGNS]] = Field(
         default_factory=lambda: list(DESIGNS), min_length=1)
     seeds: Annotated[Any, AfterValidator(_seeds)] = 1
     axes: dict[str, AxisValues] = Field(default_factory=dict)

@@ -13,8 +13,9 @@ the filesystem's ``->evict_inode`` may block there. The inode stays hashed until
 unhashes it, so a lookup of the same inode number sleeps in ``__wait_on_freeing_inode`` instead of
 instantiating a second copy (Dave's ``->evict_inode_async`` rule, §3 rule 5). The queuer is
 throttled while more than ``passive_ref_max_backlog`` inodes are queued, except in reclaim
-(``PF_MEMALLOC``, configurable), inside a filesystem transaction (``journal_info``, as XFS's
-exemption) and in the worker itself. ``sync_filesystem`` and unmount flush the queue.
+(``PF_MEMALLOC``, configurable), inside a filesystem transaction (``journal_info`` or a
+``PF_MEMALLOC_NOFS`` scope, as XFS's exemption) and in the worker itself. ``sync_filesystem``
+and unmount flush the queue.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from reclaimlab.sim import PF_MEMALLOC, WaitQueue, Work, current, queue_work, wait_event, wake_up
+from reclaimlab.sim import (
+    PF_MEMALLOC, PF_MEMALLOC_NOFS, WaitQueue, Work, current, queue_work, wait_event, wake_up,
+)
 
 from . import inode as vfs_inode
 from .fs import FileSystemType, Inode, SuperBlock
@@ -99,7 +102,7 @@ def passive_ref_evict_queue(inode: Inode):
 
 def _throttle_exempt(q: PassiveRefQueue, cfg: Any) -> bool:
     task = current()
-    if task is q.worker or task.journal_info is not None:
+    if task is q.worker or task.journal_info is not None or task.flags & PF_MEMALLOC_NOFS:
         return True
     return bool(task.flags & PF_MEMALLOC) and cfg.passive_ref_exempt_reclaim
 

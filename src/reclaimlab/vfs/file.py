@@ -24,7 +24,7 @@ from reclaimlab.mm.slab import kmem_cache_alloc, kmem_cache_free
 from reclaimlab.sim import Run, current
 
 from . import dcache, fs_writeback
-from .errors import KernelError
+from .errors import KernelError, unwinding
 from .fs import I_DIRTY_PAGES, O_ACCMODE, O_RDONLY, S_ISDIR, Dentry, File
 from .namei import inode_lock, inode_unlock
 from .super import sb_end_write, sb_start_write
@@ -49,7 +49,7 @@ def vfs_open(dentry: Dentry, flags: int):
     if file.f_op is not None and file.f_op.open:
         try:
             yield from file.f_op.open(inode, file)
-        except BaseException:
+        except KernelError:
             kmem_cache_free(vfs.filp_cachep, slab)
             yield from dcache.dput(dentry)
             raise
@@ -154,9 +154,11 @@ def generic_file_write(file: File, nbytes: int):
         try:
             return (yield from _perform_write(file, nbytes, generic_perform_write))
         finally:
-            inode_unlock(inode)
+            if not unwinding():
+                inode_unlock(inode)
     finally:
-        sb_end_write(sb)
+        if not unwinding():
+            sb_end_write(sb)
 
 
 def _perform_write(file: File, nbytes: int, generic_perform_write: Any):

@@ -222,7 +222,8 @@ class Inode:
 
     @property
     def i_mapping(self) -> Any:
-        """``inode->i_mapping``: the page cache, created on first use (``address_space_init_once``)."""
+        """``inode->i_mapping``: the page cache, created on first use
+        (``address_space_init_once``)."""
         m = self.i_data
         if m is None:
             from reclaimlab.mm.filemap import address_space
@@ -270,7 +271,7 @@ def dentry_path(dentry: Dentry) -> str:
 
 class SbWriters:
     """``struct sb_writers``: freeze level, writers per level, and one lockdep map per level
-    (``sb_writers``, ``sb_pagefaults``, ``sb_internal``: per filesystem type in the kernel)."""
+    and filesystem type (``sb_writers#ext4``, ``sb_pagefaults#ext4``, ``sb_internal#ext4``)."""
 
     __slots__ = ("frozen", "count", "wait_unfrozen", "wait_drained", "lock_map")
 
@@ -281,7 +282,9 @@ class SbWriters:
         self.wait_drained = WaitQueue(f"{fs_type.name}:sb_writers.rw_sem")
         maps = fs_type.__dict__.get("_sb_writers_maps")
         if maps is None:
-            maps = tuple(LockdepMap(n) for n in _SB_WRITERS_NAMES)
+            # One lock class per filesystem type, as the kernel's type->s_writers_key[]: an
+            # overlay write nests the upper filesystem's sb_writers inside its own.
+            maps = tuple(LockdepMap(f"{n}#{fs_type.name}") for n in _SB_WRITERS_NAMES)
             setattr(fs_type, "_sb_writers_maps", maps)
         self.lock_map = maps
 
@@ -302,7 +305,7 @@ class SuperBlock:
         self.s_id = s_id or (bdev.name if bdev is not None else fs_type.name)
         self.s_op: SuperOperations = SuperOperations()
         self.s_flags = 0
-        self.s_umount = RwSemaphore("&type->s_umount_key")
+        self.s_umount = RwSemaphore(f"&type->s_umount_key#{fs_type.name}")
         self.s_root: Dentry | None = None
         self.s_fs_info: Any = None
         self.s_blocksize = 4096

@@ -21,7 +21,7 @@ Filesystems must change ``i_nlink`` through ``set_nlink``/``inc_nlink``/``drop_n
 ``clear_nlink`` (the VFS tracks unlinked inodes for ``sim.vfs.leaked()``) and call
 ``note_inode_blocks_freed(inode)`` when an unlinked inode's blocks and on-disk inode are freed.
 Events: ``note_inode_cleanup`` (``inode_cleanup``), ``note_inode_deferred`` (``inode_deferred``),
-``inode_evicted`` when the VFS is done with an inode.
+``note_inode_freed`` (``inode_evicted``: the object is freed).
 """
 
 from __future__ import annotations
@@ -73,7 +73,10 @@ def note_inode_blocks_freed(inode: Inode) -> None:
     inode.i_sb.s_sim.vfs.unlinked.pop((inode.i_sb.s_id, inode.i_ino), None)
 
 
-def _inode_gone(inode: Inode) -> None:
+def note_inode_freed(inode: Inode) -> None:
+    """Report that the inode object was freed (event ``inode_evicted``; counted as evicted).
+    The VFS calls it from ``i_callback``; a filesystem that keeps its inodes after
+    ``->destroy_inode`` and frees them itself (XFS: ``__xfs_inode_free``) calls it there."""
     sim = inode.i_sb.s_sim
     sim.vfs.stats.evicted += 1
     sim.emit("inode_evicted", current(), inode, {"ino": inode.i_ino})
@@ -509,14 +512,14 @@ def evict(inode: Inode):
 def destroy_inode(inode: Inode):
     """``destroy_inode``: ``->destroy_inode``, then the free (``->free_inode`` or the slab) once
     ``i_obj_count`` drops to 0. A filesystem with ``destroy_inode`` and no ``free_inode`` owns
-    the object from here (XFS); one that keeps working on it after ``->destroy_inode`` (inodegc)
-    takes ``iobj_get`` there and ``iobj_put`` when done."""
+    the object from here (XFS) and reports its real free with ``note_inode_freed``; one that
+    keeps working on it after ``->destroy_inode`` (inodegc) takes ``iobj_get`` there and
+    ``iobj_put`` when done."""
     op = inode.i_sb.s_op
     if op.destroy_inode:
         yield from op.destroy_inode(inode)
         if not op.free_inode:
             _release_mapping(inode)
-            _inode_gone(inode)
             return
     iobj_put(inode)
 
@@ -544,7 +547,7 @@ def i_callback(inode: Inode) -> None:
         kmem_cache_free(vfs.inode_cachep, inode.i_slab)
     inode.i_slab = None
     inode.i_state |= INODE_FREED_MARK
-    _inode_gone(inode)
+    note_inode_freed(inode)
 
 
 # ------------------------------------------------------------------ invariants

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import reclaimlab.sim as _sim
 from reclaimlab.sim import down_read, down_write, up_read, up_write
 
 from . import dcache
 from . import inode as vfs_inode
-from .errors import KernelError
+from .errors import KernelError, unwinding
 from .fs import S_DEAD, S_ISDIR, Dentry, Inode
 from .super import sb_end_write, sb_start_write
 
@@ -73,9 +74,27 @@ def _i_rwsem(inode: Inode) -> Any:
     return inode.i_rwsem
 
 
+# Lockdep nesting subclasses of i_rwsem (include/linux/fs.h, enum inode_i_mutex_lock_class).
+I_MUTEX_NORMAL = 0
+I_MUTEX_PARENT = 1
+I_MUTEX_CHILD = 2
+I_MUTEX_PARENT2 = 5
+
+
 def inode_lock(inode: Inode):
     """``inode_lock``: ``down_write(&inode->i_rwsem)``."""
     yield from down_write(_i_rwsem(inode))
+
+
+def inode_lock_nested(inode: Inode, subclass: int):
+    """``inode_lock_nested``: ``down_write_nested`` — the same lock class in another role
+    (a parent directory, then a child), so lockdep does not call it recursive locking. Uses the
+    runtime's ``down_write_nested`` when it has one (it reports ``subclass`` to lockdep)."""
+    nested = getattr(_sim, "down_write_nested", None)
+    if nested is None or subclass == I_MUTEX_NORMAL:
+        yield from down_write(_i_rwsem(inode))
+    else:
+        yield from nested(_i_rwsem(inode), subclass)
 
 
 def inode_unlock(inode: Inode) -> None:
@@ -109,7 +128,7 @@ def __lookup_slow(parent: Dentry, name: str):
             yield from lookup(dir_inode, dentry)
         if dcache.d_unhashed(dentry):
             dcache.d_add(dentry, dentry.d_inode)
-    except BaseException:
+    except KernelError:
         yield from dcache.dput(dentry)
         raise
     return dentry
@@ -122,7 +141,8 @@ def lookup_slow(parent: Dentry, name: str):
     try:
         return (yield from __lookup_slow(parent, name))
     finally:
-        inode_unlock(dir_inode)
+        if not unwinding():
+            inode_unlock(dir_inode)
 
 
 def lookup_one(parent: Dentry, name: str):
@@ -148,7 +168,8 @@ def walk_components(mnt: Mount, comps: list[str]):
             if child is None:
                 child = yield from lookup_slow(dentry, name)
         finally:
-            yield from dcache.dput(dentry)
+            if not unwinding():
+                yield from dcache.dput(dentry)
         dentry = child
     return dentry
 
@@ -213,7 +234,8 @@ def vfs_rmdir(dir_inode: Inode, dentry: Dentry):
         yield from _iop(dir_inode, "rmdir")(dir_inode, dentry)
         victim.i_flags |= S_DEAD
     finally:
-        inode_unlock(victim)
+        if not unwinding():
+            inode_unlock(victim)
     yield from dcache.d_delete(dentry)
 
 
@@ -248,7 +270,7 @@ def do_mknod_or_dir(vfs: Any, path: str, mode: int, is_dir: bool):
     try:
         yield from sb_start_write(sb)
         try:
-            yield from inode_lock(dir_inode)
+            yield from inode_lock_nested(dir_inode, I_MUTEX_PARENT)
             try:
                 dentry = yield from lookup_one(parent, name)
                 try:
@@ -259,13 +281,17 @@ def do_mknod_or_dir(vfs: Any, path: str, mode: int, is_dir: bool):
                     else:
                         yield from vfs_create(dir_inode, dentry, mode)
                 finally:
-                    yield from dcache.dput(dentry)
+                    if not unwinding():
+                        yield from dcache.dput(dentry)
             finally:
-                inode_unlock(dir_inode)
+                if not unwinding():
+                    inode_unlock(dir_inode)
         finally:
-            sb_end_write(sb)
+            if not unwinding():
+                sb_end_write(sb)
     finally:
-        yield from dcache.dput(parent)
+        if not unwinding():
+            yield from dcache.dput(parent)
 
 
 def do_unlinkat(vfs: Any, path: str, rmdir: bool = False):
@@ -277,7 +303,7 @@ def do_unlinkat(vfs: Any, path: str, rmdir: bool = False):
     try:
         yield from sb_start_write(sb)
         try:
-            yield from inode_lock(dir_inode)
+            yield from inode_lock_nested(dir_inode, I_MUTEX_PARENT)
             try:
                 dentry = yield from lookup_one(parent, name)
                 try:
@@ -295,25 +321,29 @@ def do_unlinkat(vfs: Any, path: str, rmdir: bool = False):
                         victim = inode
                         yield from vfs_unlink(dir_inode, dentry)
                 finally:
-                    yield from dcache.dput(dentry)
+                    if not unwinding():
+                        yield from dcache.dput(dentry)
             finally:
-                inode_unlock(dir_inode)
-                # "truncate the inode here": the final iput runs outside the directory lock
-                yield from vfs_inode.iput(victim)
+                if not unwinding():
+                    inode_unlock(dir_inode)
+                    # "truncate the inode here": the final iput runs outside the directory lock
+                    yield from vfs_inode.iput(victim)
         finally:
-            sb_end_write(sb)
+            if not unwinding():
+                sb_end_write(sb)
     finally:
-        yield from dcache.dput(parent)
+        if not unwinding():
+            yield from dcache.dput(parent)
 
 
 def lock_rename(p1: Dentry, p2: Dentry):
     """``lock_rename``: lock both parent directories (one if the same), in a stable order."""
     if p1 is p2:
-        yield from inode_lock(p1.d_inode)
+        yield from inode_lock_nested(p1.d_inode, I_MUTEX_PARENT)
         return
     a, b = sorted((p1.d_inode, p2.d_inode), key=lambda i: i.i_ino)
-    yield from inode_lock(a)
-    yield from inode_lock(b)
+    yield from inode_lock_nested(a, I_MUTEX_PARENT)
+    yield from inode_lock_nested(b, I_MUTEX_PARENT2)
 
 
 def unlock_rename(p1: Dentry, p2: Dentry) -> None:
@@ -340,12 +370,15 @@ def do_renameat2(vfs: Any, old: str, new: str):
             try:
                 yield from _rename_locked(old_parent, old_name, new_parent, new_name, old)
             finally:
-                unlock_rename(old_parent, new_parent)
+                if not unwinding():
+                    unlock_rename(old_parent, new_parent)
         finally:
-            sb_end_write(sb)
+            if not unwinding():
+                sb_end_write(sb)
     finally:
-        yield from dcache.dput(new_parent)
-        yield from dcache.dput(old_parent)
+        if not unwinding():
+            yield from dcache.dput(new_parent)
+            yield from dcache.dput(old_parent)
 
 
 def _rename_locked(old_parent: Dentry, old_name: str, new_parent: Dentry, new_name: str,
@@ -360,6 +393,8 @@ def _rename_locked(old_parent: Dentry, old_name: str, new_parent: Dentry, new_na
                 return
             yield from vfs_rename(old_parent.d_inode, old_dentry, new_parent.d_inode, new_dentry)
         finally:
-            yield from dcache.dput(new_dentry)
+            if not unwinding():
+                yield from dcache.dput(new_dentry)
     finally:
-        yield from dcache.dput(old_dentry)
+        if not unwinding():
+            yield from dcache.dput(old_dentry)

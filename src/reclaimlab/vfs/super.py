@@ -33,7 +33,7 @@ from reclaimlab.sim import (
 
 from . import dcache, evict_designs, fs_writeback
 from . import inode as vfs_inode
-from .errors import KernelError
+from .errors import KernelError, unwinding
 from .fs import (
     SB_ACTIVE, SB_BORN, SB_DYING, SB_FREEZE_COMPLETE, SB_FREEZE_FS, SB_FREEZE_PAGEFAULT,
     SB_FREEZE_WRITE, SB_UNFROZEN, FileSystemType, SuperBlock,
@@ -212,7 +212,8 @@ def freeze_super(sb: SuperBlock):
             yield from sb.s_op.freeze_fs(sb)
         sb.s_writers.frozen = SB_FREEZE_COMPLETE
     finally:
-        up_write(sb.s_umount)
+        if not unwinding():
+            up_write(sb.s_umount)
 
 
 def thaw_super(sb: SuperBlock):
@@ -227,7 +228,8 @@ def thaw_super(sb: SuperBlock):
         sb.s_writers.frozen = SB_UNFROZEN
         wake_up(sb.s_writers.wait_unfrozen)
     finally:
-        up_write(sb.s_umount)
+        if not unwinding():
+            up_write(sb.s_umount)
 
 
 # ------------------------------------------------------------------ sync, statfs, unmount
@@ -282,5 +284,6 @@ def kill_super(sb: SuperBlock):
     try:
         yield from generic_shutdown_super(sb)
     finally:
-        up_write(sb.s_umount)
+        if not unwinding():
+            up_write(sb.s_umount)
 

@@ -23,7 +23,7 @@ from reclaimlab.mm.gfp import GFP_KERNEL
 from reclaimlab.sim import Run, current, down_read, up_read
 
 from . import dcache, namei
-from .errors import KernelError
+from .errors import KernelError, unwinding
 from .file import (  # noqa: F401  (exit_files re-exported: part of the task-facing API)
     close_fd, exit_files, fd_install, fdget, fput, vfs_fsync, vfs_open, vfs_read, vfs_write,
 )
@@ -71,7 +71,7 @@ def sys_mount(fstype: str, source: Any, target: str, options: dict | None = None
     mountpoint = yield from _mountpoint(vfs, target)
     try:
         sb = yield from fs_type.mount(sim, dev, dict(options or {}))
-    except BaseException:
+    except KernelError:
         yield from dcache.dput(mountpoint)
         raise
     super_setup_born(sb)
@@ -153,7 +153,8 @@ def sys_open(path: str, flags: int = O_RDONLY, mode: int = 0o644):
     try:
         file = yield from vfs_open(dentry, flags)
     finally:
-        yield from dcache.dput(dentry)
+        if not unwinding():
+            yield from dcache.dput(dentry)
     return fd_install(vfs, file)
 
 
@@ -174,15 +175,18 @@ def _open_create(vfs: Any, path: str, flags: int, mode: int):
                             raise KernelError("EEXIST", path)
                     else:
                         yield from namei.vfs_create(dir_inode, dentry, S_IFREG | mode)
-                except BaseException:
+                except KernelError:
                     yield from dcache.dput(dentry)
                     raise
             finally:
-                namei.inode_unlock(dir_inode)
+                if not unwinding():
+                    namei.inode_unlock(dir_inode)
         finally:
-            sb_end_write(sb)
+            if not unwinding():
+                sb_end_write(sb)
     finally:
-        yield from dcache.dput(parent)
+        if not unwinding():
+            yield from dcache.dput(parent)
     return dentry
 
 
@@ -238,11 +242,14 @@ def sys_setxattr(path: str, name: str, size: int):
             try:
                 yield from op(dentry, name, size)
             finally:
-                namei.inode_unlock(inode)
+                if not unwinding():
+                    namei.inode_unlock(inode)
         finally:
-            sb_end_write(sb)
+            if not unwinding():
+                sb_end_write(sb)
     finally:
-        yield from dcache.dput(dentry)
+        if not unwinding():
+            yield from dcache.dput(dentry)
 
 
 def sys_getxattr(path: str, name: str):
@@ -256,7 +263,8 @@ def sys_getxattr(path: str, name: str):
             raise KernelError("EOPNOTSUPP", "getxattr")
         return (yield from op(dentry, name))
     finally:
-        yield from dcache.dput(dentry)
+        if not unwinding():
+            yield from dcache.dput(dentry)
 
 
 # ------------------------------------------------------------------ whole filesystems
@@ -271,7 +279,8 @@ def _sync_one(sb: Any):
     try:
         yield from sync_filesystem(sb)
     finally:
-        up_read(sb.s_umount)
+        if not unwinding():
+            up_read(sb.s_umount)
 
 
 def sys_sync():

@@ -30,8 +30,15 @@ def resolve_gfp(text: str) -> int:
     return value
 
 
+def mem_available(pgdat) -> int:
+    """``MemAvailable`` of /proc/meminfo, simplified (``si_mem_available``): free pages plus
+    the page cache, which reclaim can give back."""
+    return pgdat.zone.free_pages + pgdat.nr_file_pages
+
+
 def anon_hog(spec: AnonHog, ctx: Context) -> Generator:
-    """Fault in ``target_mb`` (or all but ``leave_free_mb`` of the free memory seen at start)
+    """Fault in ``target_mb`` (or all but ``leave_available_mb`` of the memory available when
+    it starts)
     of anonymous memory, ``step_kb`` at a time, at ``rate_mb_s``;
     touch it every ``touch_interval_ms`` while holding; after ``hold_ms`` (if set) unmap it
     all and start over; unmap everything at the end."""
@@ -43,7 +50,8 @@ def anon_hog(spec: AnonHog, ctx: Context) -> Generator:
     if spec.target_mb is not None:
         target = spec.target_mb * 2**20 // page_size
     else:
-        target = max(task.sim.pgdat.zone.free_pages - spec.leave_free_mb * 2**20 // page_size, 0)
+        target = max(mem_available(task.sim.pgdat) - spec.leave_available_mb * 2**20 // page_size,
+                     0)
     while ctx.running():
         started = task.sim.now
         while mm.rss < target and ctx.running():

@@ -53,12 +53,12 @@ class WorkloadBase(BaseModel):
 
 class AnonHog(WorkloadBase):
     """Anonymous memory: allocate ``target_mb`` in steps, hold, touch, optionally free and
-    repeat. ``leave_free_mb`` instead sizes the hog when it starts from the free memory it sees
-    (``MemFree``), as ``stress-ng --vm-bytes`` scripts do."""
+    repeat. ``leave_available_mb`` instead sizes the hog when it starts from the memory it sees
+    available (``MemAvailable``: free plus page cache), as ``stress-ng --vm-bytes`` scripts do."""
 
     kind: Literal["anon_hog"]
     target_mb: int | None = Field(None, ge=1)
-    leave_free_mb: int | None = Field(None, ge=0)
+    leave_available_mb: int | None = Field(None, ge=0)
     step_kb: int = Field(256, ge=4)
     rate_mb_s: float = Field(0.0, ge=0)
     touch: bool = False
@@ -69,8 +69,8 @@ class AnonHog(WorkloadBase):
 
     @model_validator(mode="after")
     def _one_size(self) -> "AnonHog":
-        if (self.target_mb is None) == (self.leave_free_mb is None):
-            raise ValueError("target_mb: set exactly one of target_mb and leave_free_mb")
+        if (self.target_mb is None) == (self.leave_available_mb is None):
+            raise ValueError("target_mb: set exactly one of target_mb and leave_available_mb")
         return self
 
 

@@ -66,8 +66,8 @@ def program(sim, ops):
         yield from sys_close(fd)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(["sync", "inodegc", "passive-ref"]),
        st.lists(st.lists(op, max_size=20), min_size=1, max_size=2),
        st.lists(st.integers(0, 5_000_000), max_size=3))

@@ -63,10 +63,12 @@ class Ext4Config:
 
     @classmethod
     def from_options(cls, opts: dict) -> "Ext4Config":
-        """Mount options (scenario ``[[fs]]`` keys, ``tunables`` merged in); unknown keys rejected."""
+        """Mount options (scenario ``[[fs]]`` keys, ``tunables`` merged in; ``inodegc_*`` keys are
+        the inodegc machinery's); unknown keys rejected."""
         merged = {k: v for k, v in opts.items() if k not in ("tunables", "type", "mountpoint",
                                                              "device", "lazytime")}
         merged.update(opts.get("tunables", {}))
+        merged = {k: v for k, v in merged.items() if not k.startswith("inodegc_")}
         known = cls.__dataclass_fields__
         bad = sorted(k for k in merged if k not in known)
         if bad:
@@ -77,7 +79,8 @@ class Ext4Config:
     def __post_init__(self) -> None:
         bs = self.block_size
         if not isinstance(bs, int) or bs < 1024 or bs & (bs - 1):
-            raise ValueError(f"ext4: block size {bs} must be a power of two and at least 1024 bytes")
+            raise ValueError(f"ext4: block size {bs} must be a power of two and at least "
+                             f"1024 bytes")
         if bs > 65536:
             raise ValueError(f"ext4: block size {bs} is above the 64 KiB maximum")
         if self.inode_size < EXT4_GOOD_OLD_INODE_SIZE or self.inode_size & (self.inode_size - 1) \

@@ -40,7 +40,7 @@ from reclaimlab.mm.slab import kmem_cache_alloc, kmem_cache_free
 from reclaimlab.sim import Run, current
 from reclaimlab.vfs import inode as vfs_inode
 from reclaimlab.vfs.errors import KernelError
-from reclaimlab.vfs.fs import S_ISDIR, S_ISREG
+from reclaimlab.vfs.fs import O_ACCMODE, O_RDONLY, S_ISDIR, S_ISREG
 from reclaimlab.vfs.super import sb_end_intwrite, sb_start_intwrite
 
 # CPU cost of modelled operations, in ns.
@@ -85,7 +85,8 @@ def ext4_destroy_inode(inode: ext4_inode_info):
 
 
 def ext4_inodegc_inactivate(inode: ext4_inode_info):
-    """The inodegc worker's callback for ext4: ``ext4_inactive``, then drop the passive reference."""
+    """The inodegc worker's callback for ext4: ``ext4_inactive``, then the passive reference
+    goes."""
     yield from ext4_inactive(inode)
     inode.i_gcflags = 0
     vfs_inode.iobj_put(inode)
@@ -434,11 +435,13 @@ def ext4_writepages(mapping: Any, nr: int):
         handle = yield from ext4_journal_start_sb(sb, EXT4_DATA_TRANS_BLOCKS)
         runs: list[list[Any]] = []
         for f in batch:
+            # Clean and under writeback at once (the kernel holds the folio lock meanwhile):
+            # neither reclaim nor invalidation may take it while its blocks are mapped.
             if not filemap.folio_clear_dirty_for_io(f):
                 continue
+            filemap.folio_start_writeback(f)
             yield Run(EXT4_WRITEPAGES_FOLIO_NS)
             pblk = yield from ext4_map_folio(handle, sbi, inode, f)
-            filemap.folio_start_writeback(f)
             if runs and runs[-1][1] + runs[-1][2] == pblk:
                 runs[-1][2] += _blocks_per_folio(sbi, mapping)
                 runs[-1][3].append(f)
@@ -500,8 +503,10 @@ def ext4_io_submit(sbi: ext4_sb_info, start: int, nblocks: int, folios: list[Any
                               end_io=end_io))
 
 
-def ext4_release_file(inode: ext4_inode_info, last_writer: bool):
-    """``ext4_release_file``: the last writer's close discards preallocations, unless delayed
-    blocks are still reserved (they will be allocated at writeback, from a new PA)."""
-    if last_writer and S_ISREG(inode.i_mode) and not inode.i_reserved:
+def ext4_release_file(inode: ext4_inode_info, file: Any):
+    """``ext4_release_file``: closing a writer discards preallocations, unless delayed blocks
+    are still reserved (they will be allocated at writeback, from a new PA). Simplified: every
+    writable file's close counts as the last writer's (``i_writecount`` is not tracked)."""
+    writer = file.f_flags & O_ACCMODE != O_RDONLY
+    if writer and S_ISREG(inode.i_mode) and not inode.i_reserved:
         yield from mballoc.ext4_discard_preallocations(EXT4_SB(inode.i_sb), inode)

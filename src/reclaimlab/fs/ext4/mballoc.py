@@ -82,7 +82,8 @@ class ext4_group_info:
         self.inode_bitmap = first + meta_start + 1
         self.inode_table = first + meta_start + 2
         data = meta_start + 2 + itb
-        self.free_extents: list[list[int]] = [[first + data, nblocks - data]] if nblocks > data else []
+        self.free_extents: list[list[int]] = ([[first + data, nblocks - data]]
+                                              if nblocks > data else [])
         self.bb_free = max(0, nblocks - data)
         self.inodes = bytearray(ipg)
         self.free_inodes = ipg
@@ -170,7 +171,8 @@ def ext4_dirty_group_meta(handle: Any, sbi: Any, group: int, bh: Any):
 def buddy_folio_index(sbi: Any, group: int, which: int) -> int:
     """Page index in ``s_buddy_cache`` of the group's bitmap (0) or buddy (1) block."""
     mapping = sbi.s_buddy_cache
-    return (2 * group + which) * sbi.s_blocksize // sbi.page_size >> mapping.min_order << mapping.min_order
+    index = (2 * group + which) * sbi.s_blocksize // sbi.page_size
+    return index >> mapping.min_order << mapping.min_order
 
 
 def ext4_mb_load_buddy_gfp(sbi: Any, group: int, gfp: int):
@@ -212,7 +214,7 @@ def ext4_mb_normalize_request(sbi: Any, inode: Any, length: int) -> int:
 
 
 def ext4_mb_use_inode_pa(ei: Any, lblk: int) -> int | None:
-    """``ext4_mb_use_inode_pa``: the physical block for ``lblk`` from an inode PA, if one covers it."""
+    """``ext4_mb_use_inode_pa``: the physical block for ``lblk`` from an inode PA covering it."""
     for pa in ei.i_prealloc_list:
         off = lblk - pa.pa_lstart
         if 0 <= off < pa.pa_len and not pa.pa_used[off]:

@@ -32,7 +32,7 @@ from reclaimlab.mm.shrinker import unregister_shrinker
 from reclaimlab.mm.slab import kmem_cache_create
 from reclaimlab.vfs import dcache, fs_writeback
 from reclaimlab.vfs.fs import (
-    I_DIRTY_PAGES, O_ACCMODE, O_RDONLY, S_IFDIR, S_ISDIR, AddressSpaceOperations, FileOperations,
+    I_DIRTY_PAGES, S_IFDIR, S_ISDIR, AddressSpaceOperations, FileOperations,
     FileSystemType, InodeOperations, SuperOperations,
 )
 from reclaimlab.vfs.super import alloc_super
@@ -63,8 +63,7 @@ class Ext4FileInodeOperations(InodeOperations):
 class Ext4FileOperations(FileOperations):
     """``ext4_file_operations``: generic read/write; ``release`` discards preallocations."""
 
-    def release(self, inode: Any, file: Any):
-        yield from ext4i.ext4_release_file(inode, file.f_flags & O_ACCMODE != O_RDONLY)
+    release = staticmethod(ext4i.ext4_release_file)
 
 
 class Ext4Aops(AddressSpaceOperations):
@@ -140,6 +139,15 @@ def ext4_reserve_journal(sbi: ext4_sb_info, nblocks: int) -> int:
                      f"{sbi.s_blocks_count} blocks (device too small for journal_mb)")
 
 
+def ext4_inode_cachep(sim: Any) -> Any:
+    """``ext4_inode_cachep``, created by the first mount (``init_inodecache``)."""
+    cache = sim.__dict__.get("ext4_inode_cachep")
+    if cache is None:
+        cache = sim.ext4_inode_cachep = kmem_cache_create(sim, "ext4_inode_cache",
+                                                          EXT4_INODE_INFO_SIZE)
+    return cache
+
+
 def ext4_fill_super(sim: Any, fs_type: Ext4FsType, dev: Any, opts: dict):
     """``ext4_fill_super``: geometry, journal, root inode, buddy cache, inodegc."""
     if dev is None:
@@ -165,7 +173,7 @@ def ext4_fill_super(sim: Any, fs_type: Ext4FsType, dev: Any, opts: dict):
     sb.s_op = EXT4_SOPS
     sb.s_blocksize = config.block_size
     sb.s_min_folio_order = bdev.folio_order
-    sbi.s_inode_cachep = kmem_cache_create(sim, "ext4_inode_cache", EXT4_INODE_INFO_SIZE)
+    sbi.s_inode_cachep = ext4_inode_cachep(sim)
     sbi.s_buddy_cache = filemap.address_space(sim, sbi, min_order=bdev.folio_order)
     sbi.s_journal = journal_t(sim, sb.s_id, bdev, sbi.s_journal_first,
                               JournalConfig(config.journal_blocks, config.commit_interval_ns))

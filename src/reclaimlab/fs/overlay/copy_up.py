@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from reclaimlab.sim import Mutex, mutex_lock, mutex_unlock
 from reclaimlab.vfs import dcache, namei
-from reclaimlab.vfs.errors import KernelError
+from reclaimlab.vfs.errors import KernelError, unwinding
 from reclaimlab.vfs.file import fput, vfs_open, vfs_read, vfs_write
 from reclaimlab.vfs.fs import O_RDONLY, O_WRONLY, S_ISDIR, S_ISREG, Dentry
 from reclaimlab.vfs.super import sb_end_write, sb_start_write
@@ -46,7 +46,8 @@ def ovl_copy_up(dentry: Dentry):
         for d in reversed(chain):
             yield from ovl_copy_up_one(d)
     finally:
-        mutex_unlock(lock)
+        if not unwinding():
+            mutex_unlock(lock)
 
 
 def ovl_copy_up_one(dentry: Dentry):
@@ -61,7 +62,7 @@ def ovl_copy_up_one(dentry: Dentry):
     mode = inode.oi_lower.d_inode.i_mode
     yield from sb_start_write(usb)
     try:
-        yield from namei.inode_lock(udir)
+        yield from namei.inode_lock_nested(udir, namei.I_MUTEX_PARENT)
         try:
             real = yield from namei.lookup_one(upper_parent, dentry.d_name)
             try:
@@ -71,13 +72,15 @@ def ovl_copy_up_one(dentry: Dentry):
                     yield from namei.vfs_mkdir(udir, real, mode)
                 else:
                     yield from namei.vfs_create(udir, real, mode)
-            except BaseException:
+            except KernelError:
                 yield from dcache.dput(real)
                 raise
         finally:
-            namei.inode_unlock(udir)
+            if not unwinding():
+                namei.inode_unlock(udir)
     finally:
-        sb_end_write(usb)
+        if not unwinding():
+            sb_end_write(usb)
     if S_ISREG(mode) and inode.oi_lower.d_inode.i_size:
         yield from ovl_copy_up_data(inode.oi_lower, real)
     inode.oi_upper = real
@@ -97,6 +100,8 @@ def ovl_copy_up_data(lower: Dentry, upper: Dentry):
                 yield from vfs_write(dst, got)
                 left -= got
         finally:
-            yield from fput(dst)
+            if not unwinding():
+                yield from fput(dst)
     finally:
-        yield from fput(src)
+        if not unwinding():
+            yield from fput(src)

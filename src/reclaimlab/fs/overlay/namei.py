@@ -19,7 +19,7 @@ whiteouts are created with ``->create`` and mode ``S_IFCHR`` (filesystems keep t
 from __future__ import annotations
 
 from reclaimlab.vfs import dcache, namei
-from reclaimlab.vfs.errors import KernelError
+from reclaimlab.vfs.errors import KernelError, unwinding
 from reclaimlab.vfs.fs import S_IFCHR, S_ISCHR, S_ISDIR, Dentry, InodeOperations, SuperBlock
 from reclaimlab.vfs.super import sb_end_write, sb_start_write
 
@@ -92,7 +92,7 @@ class OvlDirOps(InodeOperations):
         udir = upper_parent.d_inode
         yield from sb_start_write(usb)
         try:
-            yield from namei.inode_lock(udir)
+            yield from namei.inode_lock_nested(udir, namei.I_MUTEX_PARENT)
             try:
                 real = yield from namei.lookup_one(upper_parent, dentry.d_name)
                 try:
@@ -104,13 +104,15 @@ class OvlDirOps(InodeOperations):
                         yield from namei.vfs_mkdir(udir, real, mode)
                     else:
                         yield from namei.vfs_create(udir, real, mode)
-                except BaseException:
+                except KernelError:
                     yield from dcache.dput(real)
                     raise
             finally:
-                namei.inode_unlock(udir)
+                if not unwinding():
+                    namei.inode_unlock(udir)
         finally:
-            sb_end_write(usb)
+            if not unwinding():
+                sb_end_write(usb)
         inode = yield from ovl_new_inode(dir.i_sb, real, None)
         dcache.d_instantiate(dentry, inode)
 
@@ -133,16 +135,18 @@ class OvlDirOps(InodeOperations):
         udir = upper_parent.d_inode
         yield from sb_start_write(usb)
         try:
-            yield from namei.inode_lock(udir)
+            yield from namei.inode_lock_nested(udir, namei.I_MUTEX_PARENT)
             try:
                 if inode.oi_upper is not None:
                     yield from ovl_remove_upper(upper_parent, inode, is_dir)
                 if inode.oi_lower is not None:
                     yield from ovl_whiteout(upper_parent, dentry.d_name)
             finally:
-                namei.inode_unlock(udir)
+                if not unwinding():
+                    namei.inode_unlock(udir)
         finally:
-            sb_end_write(usb)
+            if not unwinding():
+                sb_end_write(usb)
         inode.i_nlink = 0 if is_dir else max(inode.i_nlink - 1, 0)
 
     def unlink(self, dir: OvlInode, dentry: Dentry):
@@ -171,9 +175,11 @@ class OvlDirOps(InodeOperations):
                 if src.oi_lower is not None:
                     yield from ovl_whiteout(old_up, old_dentry.d_name)
             finally:
-                namei.unlock_rename(old_up, new_up)
+                if not unwinding():
+                    namei.unlock_rename(old_up, new_up)
         finally:
-            sb_end_write(usb)
+            if not unwinding():
+                sb_end_write(usb)
         lower, src.oi_lower = src.oi_lower, None
         yield from dcache.dput(lower)
         victim = new_dentry.d_inode
@@ -198,9 +204,11 @@ class OvlFileIops(InodeOperations):
             try:
                 yield from op(real, name, size)
             finally:
-                namei.inode_unlock(real.d_inode)
+                if not unwinding():
+                    namei.inode_unlock(real.d_inode)
         finally:
-            sb_end_write(usb)
+            if not unwinding():
+                sb_end_write(usb)
 
     def getxattr(self, dentry: Dentry, name: str):
         """``ovl_xattr_get``."""
@@ -227,7 +235,8 @@ def ovl_remove_upper(upper_parent: Dentry, inode: OvlInode, is_dir: bool):
         else:
             yield from namei.vfs_unlink(upper_parent.d_inode, real)
     finally:
-        yield from dcache.dput(real)
+        if not unwinding():
+            yield from dcache.dput(real)
 
 
 def ovl_whiteout(upper_parent: Dentry, name: str):
@@ -238,7 +247,8 @@ def ovl_whiteout(upper_parent: Dentry, name: str):
         if real.d_inode is None:
             yield from namei.vfs_create(upper_parent.d_inode, real, S_IFCHR)
     finally:
-        yield from dcache.dput(real)
+        if not unwinding():
+            yield from dcache.dput(real)
 
 
 def _rename_upper(old_up: Dentry, upper: Dentry, new_up: Dentry, new_name: str):
@@ -251,9 +261,11 @@ def _rename_upper(old_up: Dentry, upper: Dentry, new_up: Dentry, new_name: str):
         try:
             yield from namei.vfs_rename(old_up.d_inode, real_old, new_up.d_inode, real_new)
         finally:
-            yield from dcache.dput(real_new)
+            if not unwinding():
+                yield from dcache.dput(real_new)
     finally:
-        yield from dcache.dput(real_old)
+        if not unwinding():
+            yield from dcache.dput(real_old)
 
 
 OVL_DIR_IOPS = OvlDirIops()

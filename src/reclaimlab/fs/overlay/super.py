@@ -27,7 +27,7 @@ from reclaimlab.mm.slab import kmem_cache_alloc, kmem_cache_create, kmem_cache_f
 from reclaimlab.sim import down_read, up_read
 from reclaimlab.vfs import dcache
 from reclaimlab.vfs import inode as vfs_inode
-from reclaimlab.vfs.errors import KernelError
+from reclaimlab.vfs.errors import KernelError, unwinding
 from reclaimlab.vfs.fs import S_ISDIR, Dentry, FileSystemType, Inode, SuperBlock, SuperOperations
 from reclaimlab.vfs.namei import filename_lookup
 from reclaimlab.vfs.super import alloc_super, kill_super, sync_filesystem, vfs_statfs
@@ -108,7 +108,8 @@ class OvlSuperOps(SuperOperations):
         try:
             yield from sync_filesystem(upper)
         finally:
-            up_read(upper.s_umount)
+            if not unwinding():
+                up_read(upper.s_umount)
 
     def put_super(self, sb: SuperBlock):
         """``ovl_put_super`` → ``ovl_free_fs``: release the layers."""
@@ -204,7 +205,7 @@ class OverlayFsType(FileSystemType):
         try:
             for key in ("lowerdir", "upperdir", "workdir"):
                 taken.append((yield from _layer(sim, opts.get(key), key)))
-        except BaseException:
+        except KernelError:
             for d in taken:
                 yield from dcache.dput(d)
             raise

@@ -65,7 +65,8 @@ class xfs_buftarg:
 
 
 def xfs_buf_alloc_pages(btp: xfs_buftarg, bp: xfs_buf, readahead: bool = False):
-    """``xfs_buf_alloc_pages``: order-0 pages in bulk, ``GFP_NOFS|__GFP_NOFAIL`` (readahead may fail)."""
+    """``xfs_buf_alloc_pages``: order-0 pages in bulk, ``GFP_NOFS|__GFP_NOFAIL`` (readahead
+    may fail)."""
     want = btp.pages_for(bp.b_length)
     gfp = GFP_NOFS if readahead else GFP_NOFS | __GFP_NOFAIL
     while len(bp.b_pages) < want:

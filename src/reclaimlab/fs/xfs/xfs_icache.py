@@ -17,7 +17,6 @@ back, waiting for the IO — the L1/L2 latency cases.
 from __future__ import annotations
 
 from itertools import islice
-from typing import Any
 
 from reclaimlab.fs.inodegc import (
     XFS_INACTIVATING, XFS_INEW, XFS_IRECLAIM, XFS_IRECLAIMABLE, XFS_NEED_INACTIVE,
@@ -78,6 +77,8 @@ def xfs_iget(mp: xfs_mount, ino: int):
             yield from xfs_inodegc_flush(mp.m_inodegc)
             continue
         if flags & XFS_IRECLAIMABLE:
+            if ino not in mp.m_disk:
+                raise KernelError("ENOENT", f"xfs_iget({ino}): free inode")
             xfs_iget_recycle(mp, ip)
             return ip
         if vfs_inode.igrab(ip) is None:                 # VFS is evicting it
@@ -87,11 +88,13 @@ def xfs_iget(mp: xfs_mount, ino: int):
 
 
 def xfs_iget_recycle(mp: xfs_mount, ip: xfs_inode) -> None:
-    """``xfs_iget_recycle``: bring a reclaimable inode back to the VFS."""
+    """``xfs_iget_recycle``: bring a reclaimable inode back to the VFS (reinitialising the VFS
+    inode; a freed one reallocated by ``xfs_dialloc`` takes its new core)."""
     pag = mp.m_perag[ip.i_agno]
     pag.pag_ici_reclaim.pop(ip, None)
     ip.i_gcflags &= ~XFS_IRECLAIMABLE
     vfs_inode.inode_init_always(mp.m_super, ip)
+    ip.i_disk = mp.m_disk[ip.i_ino]        # a freed inode may have been allocated again
     _xfs_setup_inode(mp, ip)
 
 

@@ -494,9 +494,9 @@ def xfs_vm_writepages(mapping: Any, nr: int):
         start = mp.m_perag[ip.i_agno].data_start
     for f in folios:
         if filemap.folio_clear_dirty_for_io(f):
-            yield Run(XFS_WRITEPAGES_FOLIO_NS)
             filemap.folio_start_writeback(f)
             written.append(f)
+            yield Run(XFS_WRITEPAGES_FOLIO_NS)
 
     def end_io(bio: Bio) -> None:
         for f in written:

@@ -25,7 +25,7 @@ from reclaimlab.block import REQ_OP_WRITE, submit_bio_wait
 from reclaimlab.mm.gfp import GFP_KERNEL, __GFP_NOFAIL
 from reclaimlab.mm.slab import kmem_cache_alloc, kmem_cache_create, kmem_cache_free
 from reclaimlab.sim import (
-    NSEC_PER_MSEC, NSEC_PER_SEC, PF_MEMALLOC, DelayedWork, LockdepMap, Run, WaitQueue, Work,
+    NSEC_PER_MSEC, NSEC_PER_SEC, PF_MEMALLOC, DelayedWork, Run, WaitQueue, Work,
     alloc_workqueue, current, lock_map_acquire, lock_map_release, memalloc_nofs_restore,
     memalloc_nofs_save, queue_delayed_work, queue_work, wait_event, wake_up,
 )

@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from reclaimlab.fs.inodegc import (
-    Inodegc, inodegc_config, xfs_inodegc_flush, xfs_inodegc_push, xfs_inodegc_start, xfs_inodegc_stop,
+    Inodegc, inodegc_config, xfs_inodegc_flush, xfs_inodegc_push, xfs_inodegc_start,
+    xfs_inodegc_stop,
 )
 from reclaimlab.fs.xfs import xfs_buf as xb
 from reclaimlab.fs.xfs import xfs_icache as xic
