@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -43,11 +44,24 @@ def scenario_run(config: str, name: str, design: str, seed: int,
     if config == "none":
         for obs in list(sim.observers):
             sim.remove_observer(obs)
-    elif config == "all+trace":
-        sim.add_observer(PerfettoTracer(sim, built.checks))
+    tracer = None
+    if config == "all+trace":
+        tracer = PerfettoTracer(sim, built.checks)
+        sim.add_observer(tracer)
     t0 = time.perf_counter()
     m.run_machine(built)
-    return time.perf_counter() - t0, sim.events, sim.digest()
+    wall = time.perf_counter() - t0
+    if tracer is not None:
+        write_trace(tracer)
+    return wall, sim.events, sim.digest()
+
+
+def write_trace(tracer: Any) -> None:
+    """Write the trace to a scratch file, timing it apart from the run."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        tracer.write(os.path.join(d, "trace.json"))
+    WRITE_S.append(time.perf_counter() - t0)
 
 
 def one_run(config: str, tasks: int, iterations: int) -> tuple[float, int, str]:
@@ -62,10 +76,7 @@ def one_run(config: str, tasks: int, iterations: int) -> tuple[float, int, str]:
         finish_run(sim, obs, "synthetic", "inodegc", 1, 0.0)
     wall = time.perf_counter() - t0
     if obs is not None and obs.tracer is not None:
-        t1 = time.perf_counter()
-        with tempfile.TemporaryDirectory() as d:
-            obs.tracer.write(os.path.join(d, "trace.json"))
-        WRITE_S.append(time.perf_counter() - t1)
+        write_trace(obs.tracer)
     return wall, sim.events, sim.digest()
 
 

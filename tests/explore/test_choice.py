@@ -87,3 +87,10 @@ def test_a_window_limits_timer_choices_to_events_due_close_together():
     found = toy_target("toy:abba").run(ChoicePolicy(prefix=[0, 1],
                                                     time_mode=TimeMode(window=1_000_000)))
     assert found.violations(["deadlock"])
+
+
+def test_no_choice_point_before_the_start_time():
+    late = toy_target("toy:abba").run(ChoicePolicy(time_mode=TimeMode(start=1_500_000)))
+    early = toy_target("toy:abba").run(ChoicePolicy(time_mode=TimeMode()))
+    assert 0 < len(late.policy.choices) < len(early.policy.choices)
+    assert late.digest == early.digest  # the defaults are the same schedule

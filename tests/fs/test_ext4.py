@@ -64,7 +64,7 @@ def test_writeback_leaves_partly_used_preallocations_on_cached_inodes():
     m.run(write_files(5, 40960))
     assert all(not i.i_prealloc_list for i in sb.s_inodes), "delalloc: no blocks before writeback"
     m.run(sc.sys_sync())
-    pas = [pa for i in sb.s_inodes for pa in getattr(i, "i_prealloc_list", [])]
+    pas = [pa for i in sb.s_inodes for pa in getattr(i, "i_prealloc_list", None) or []]
     assert len(pas) == 5
     assert all(pa.pa_len == 16 and pa.pa_free == 6 for pa in pas)   # 10 of a 64 KiB PA used
 

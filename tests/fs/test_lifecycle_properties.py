@@ -89,3 +89,37 @@ def test_no_leak_no_lost_inode_no_bad_refcount(fstype, design, seq):
     m.run(run())
     assert m.sim.vfs.leaked() == []
     assert m.sim.vfs.check_invariants() == []
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fstype=st.sampled_from(["ext4", "xfs"]),
+       design=st.sampled_from(["native", "sync", "inodegc", "passive-ref"]),
+       seqs=st.lists(ops, min_size=2, max_size=3), ncpus=st.integers(1, 3))
+def test_concurrent_tasks_leave_no_leak_and_sane_counters(fstype, design, seqs, ncpus):
+    m = Machine(design=design, memory_mb=64, ncpus=ncpus)
+    sb = m.mount(fstype, journal_mb=8)
+    check = ext4_check_invariants if fstype == "ext4" else xfs_check_invariants
+    done = []
+
+    def worker(seq):
+        held: list[int] = []
+        for op in seq:
+            try:
+                yield from apply(op, held)
+            except KernelError:
+                pass
+        while held:
+            yield from sc.sys_close(held.pop())
+        done.append(True)
+
+    for seq in seqs:
+        m.sim.spawn(worker(seq), "worker")
+
+    def unmount_when_done():
+        while len(done) < len(seqs):
+            yield 1_000_000
+        assert check(sb) == []
+        yield from sc.sys_umount("/")
+
+    m.run(unmount_when_done())
+    assert m.sim.vfs.leaked() == [] and m.sim.vfs.check_invariants() == []

@@ -96,3 +96,32 @@ def test_findings_are_instants_on_the_reporting_task(tmp_path):
     events = obs.tracer.trace()["traceEvents"]
     [splat] = [e for e in events if e["ph"] == "i" and e["name"] == "lockdep_circular"]
     assert splat["tid"] == 3 and splat["s"] == "t"
+
+
+def test_a_flow_without_a_worker_end_is_left_out():
+    from reclaimlab.report import PerfettoTracer
+    from reclaimlab.sim import current
+
+    from .model import Inode
+
+    sim = Simulation()
+    tracer = PerfettoTracer(sim)
+    sim.add_observer(tracer)
+    done, never = Inode(1), Inode(2)
+
+    def queuer():
+        sim.emit("inode_deferred", current(), done, {"ino": 1})
+        sim.emit("inode_deferred", current(), never, {"ino": 2})
+        yield 10
+
+    def worker():
+        yield 20
+        sim.emit("inode_cleanup", current(), done, {"ino": 1, "deferred": True})
+
+    sim.spawn(queuer(), "rm")
+    sim.spawn(worker(), "kworker")
+    sim.run()
+    events = tracer.trace()["traceEvents"]
+    starts = [e for e in events if e["ph"] == "s"]
+    ends = [e for e in events if e["ph"] == "f"]
+    assert [e["id"] for e in starts] == [e["id"] for e in ends] == [1]

@@ -99,3 +99,13 @@ def test_same_inputs_same_digest_and_the_seed_matters(small):
 def test_event_budget_ends_the_run_as_timeout(small):
     r = run_scenario(small, "sync", 0, ["run.max_events=1000"])
     assert r["outcome"] == "timeout"
+
+
+def test_design_knobs_reach_the_inodegc_machinery(small):
+    sc = load_scenario(small, ["design.inodegc_max_backlog=7",
+                               "design.inodegc_delay_jiffies=3"]).scenario
+    m = build_machine(sc, "inodegc", seed=0)
+    m.sim.run(until=NSEC_PER_MSEC)  # init has mounted /data
+    (sb,) = m.sim.vfs.super_blocks
+    config = sb.s_fs_info.s_inodegc.config
+    assert (config.max_backlog, config.delay_jiffies) == (7, 3)

@@ -241,3 +241,49 @@ def test_timer_callbacks_run_outside_any_task():
     sim.spawn(t(), "t")
     sim.run()
     assert seen == [None]
+
+
+def test_cancelled_timers_and_stale_timeouts_never_move_the_clock():
+    sim = Simulation()
+    c = Completion("c")
+    late = sim.call_at(10_000, lambda _: None)
+    late.cancel()
+
+    def t():
+        # woken at 5 by the completer: its 1000 ns timeout entry goes stale
+        yield from wait_for_completion(c, timeout=1000)
+
+    def completer():
+        yield 5
+        complete(c)
+
+    sim.spawn(t(), "t")
+    sim.spawn(completer(), "c")
+    assert sim.pending()
+    sim.run()
+    assert sim.now == 5 and not sim.pending()
+
+
+def test_nested_lock_annotations_reach_lockdep_with_their_subclass():
+    from reclaimlab.sim import RwSemaphore, down_write_nested, up_write
+
+    sim = Simulation()
+    parent, child = RwSemaphore("i_rwsem"), RwSemaphore("i_rwsem")
+    seen = []
+
+    class Obs:
+        def event(self, kind, task, obj, info):
+            if kind == "lock_acquire":
+                seen.append(info.get("subclass", 0))
+
+    sim.add_observer(Obs())
+
+    def rmdir():
+        yield from down_write_nested(parent, 1)
+        yield from down_write_nested(child, 2)
+        up_write(child)
+        up_write(parent)
+
+    sim.spawn(rmdir(), "rm")
+    sim.run()
+    assert seen == [1, 2]

@@ -138,3 +138,20 @@ def test_a_matrix_too_large_is_refused_before_expansion():
 def test_override_values_read_back_as_toml_with_their_type(value):
     parsed = tomllib.loads(f"v = {format_value(value)}")["v"]
     assert parsed == value and type(parsed) is type(value)
+
+
+@given(st.lists(st.sampled_from(["sync", "inodegc", "passive-ref", "native"]), min_size=1,
+                max_size=4, unique=True),
+       st.integers(1, 4),
+       st.dictionaries(st.sampled_from(["machine.memory_mb", "machine.cpus", "fs.0.block_size"]),
+                       st.lists(st.integers(1, 10_000), min_size=1, max_size=4, unique=True),
+                       max_size=3))
+def test_every_matrix_point_is_one_distinct_run(designs, seeds, axes):
+    runs = sweep_from_dict({**BASE, "designs": designs, "seeds": seeds, "axes": axes}).matrix()
+    expected = len(designs) * seeds
+    for values in axes.values():
+        expected *= len(values)
+    assert len(runs) == expected == len({r.key for r in runs})
+    points = {tuple(sorted(r.config)) for r in runs}
+    assert len(points) == expected // (len(designs) * seeds)
+    assert len({r.config_hash for r in runs}) == len(points)

@@ -96,22 +96,11 @@ class DeadlockDetector(Detector):
 
     # ------------------------------------------------------------------ knots
     def progress_possible(self) -> bool:
-        """Whether any task can run, or any timer or timed wait is pending.
-
-        Reads the runtime's ready list and event heap (``Simulation._ready``, ``_heap``): the
-        runtime offers no public view of pending wake-ups yet.
-        """
-        sim = self.sim
-        if sim._ready or len(self.blocked) < self.live:
+        """Whether any task can run, or any timer or timed wait is pending (this detector's
+        and the hung-task detector's own timers aside)."""
+        if len(self.blocked) < self.live:
             return True
-        for entry in sim._heap:
-            target, token = entry[2], entry[4]
-            if token is None:
-                if not target.cancelled and not self.ignore_timer(target):
-                    return True
-            elif token == target.wseq:
-                return True
-        return False
+        return self.sim.pending(ignore=self.ignore_timer)
 
     def check_knot(self) -> None:
         """Report the knot if nothing can make progress and some task waits in ``D``: the

@@ -16,7 +16,6 @@ task blocked); here the check fires at the first moment the timeout is exceeded.
 
 from __future__ import annotations
 
-import heapq
 from typing import Any, Callable
 
 from reclaimlab.sim import NSEC_PER_SEC
@@ -57,23 +56,11 @@ class HungTaskDetector(Detector):
             self.del_timer()
 
     def del_timer(self) -> None:
-        """Nothing left to watch: drop the pending check so it cannot prolong the run.
-
-        The runtime advances the clock to a cancelled timer's expiry when it pops it, so the
-        entry is also taken off the heap (``Simulation._heap``), or a run whose tasks all finished
-        would end at the check's time instead of its last event.
-        """
+        """Nothing left to watch: cancel the pending check (a cancelled timer never moves the
+        clock, so it cannot prolong the run)."""
         timer, self.timer = self.timer, None
-        if timer is None:
-            return
-        timer.cancel()
-        heap = self.sim._heap
-        for i, entry in enumerate(heap):
-            if entry[2] is timer:
-                heap[i] = heap[-1]
-                heap.pop()
-                heapq.heapify(heap)
-                break
+        if timer is not None:
+            timer.cancel()
 
     def _arm(self) -> None:
         """Arm the check for the first moment the oldest waiter is over the timeout."""

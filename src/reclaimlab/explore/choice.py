@@ -60,10 +60,13 @@ def option_owner(option: Any) -> Task | None:
 class TimeMode:
     """How timed events are ordered: in time order (``abstract=False``: only the order of tasks
     ready at the same instant is chosen), or chosen among the pending ones due within
-    ``window`` ns of the earliest (``None``: any of them — pure abstract time)."""
+    ``window`` ns of the earliest (``None``: any of them — pure abstract time). Before virtual
+    time ``start`` nothing is chosen: the run takes the default, without choice points, so an
+    exploration can concentrate on the phase that matters (after a setup phase)."""
 
     abstract: bool = True
     window: int | None = None
+    start: int = 0
 
 
 ABSTRACT = TimeMode()
@@ -139,6 +142,8 @@ class ChoicePolicy:
         """Every nondeterministic decision: the prefix's entry, else the strategy's, else 0."""
         if self.cut:
             sim.stop()
+            return 0
+        if sim.now < self.time_mode.start:
             return 0
         n = len(options)
         i = len(self.choices)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -65,7 +66,11 @@ def run_explore(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     target = make_target(args.scenario, args.design, args.seed, args.set)
     if args.window is not None and (args.window < 0 or args.timed):
         raise ExploreUserError("--window must be >= 0 ns, and cannot be combined with --timed")
-    time_mode = TimeMode(not args.timed, args.window)
+    if args.start < 0:
+        raise ExploreUserError("--start must be >= 0 ns")
+    time_mode = TimeMode(not args.timed, args.window, args.start)
+    if args.fork is None:
+        args.fork = hasattr(os, "fork") and args.scenario not in TOYS
     strategy = make_strategy(args.strategy, args.seed or 0, args.max_depth, args.preemptions,
                              args.pct_depth, time_mode, args.fork,
                              not args.no_state_hashing, not args.no_symmetry)
@@ -79,6 +84,7 @@ def run_explore(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         "bounds": {"budget": args.budget, "max_depth": args.max_depth,
                    "preemptions": args.preemptions, "pct_depth": args.pct_depth,
                    "abstract_time": time_mode.abstract, "window_ns": time_mode.window,
+                   "start_ns": time_mode.start,
                    "fork": args.fork, "symmetry": not args.no_symmetry,
                    "state_hashing": not args.no_state_hashing},
         "properties": list(properties),
@@ -97,7 +103,7 @@ def run_explore(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     finding = outcome.violations([prop])[0][1]
     cex = Counterexample(target.scenario, target.design, target.seed, choices, prop,
                          finding.kind, outcome.digest, list(target.overrides),
-                         time_mode.abstract, time_mode.window)
+                         time_mode.abstract, time_mode.window, time_mode.start)
     cex.save(out)
     result["violation"] = {
         "kind": finding.kind, "property": prop, "finding": finding_object(finding),
@@ -188,9 +194,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--window", type=int, metavar="NS",
                    help="abstract time: choose only among timed events due within NS ns of "
                         "the earliest (default: any pending event)")
-    p.add_argument("--fork", action="store_true",
-                   help="dfs: run schedules in forked processes that share the prefix up to "
-                        "their branch point (pays off when a run is much dearer than a fork)")
+    p.add_argument("--start", type=int, default=0, metavar="NS",
+                   help="no choice before virtual time NS: the run's setup takes the default "
+                        "schedule (default 0)")
+    fork = p.add_mutually_exclusive_group()
+    fork.add_argument("--fork", dest="fork", action="store_true", default=None,
+                      help="dfs: run schedules in forked processes that share the prefix up to "
+                           "their branch point (default for scenarios, whose runs cost much "
+                           "more than a fork)")
+    fork.add_argument("--no-fork", dest="fork", action="store_false",
+                      help="dfs: re-execute every schedule from the start (default for toys)")
     p.add_argument("--no-symmetry", action="store_true",
                    help="dfs: try every ready task, also among identical ones (idle workers)")
     p.add_argument("--no-state-hashing", action="store_true",

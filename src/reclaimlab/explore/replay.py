@@ -3,7 +3,8 @@
 A counterexample is a small JSON object::
 
     {"format": "reclaimlab-counterexample/1", "scenario": "mini-overlay", "design": "sync",
-     "seed": 1, "overrides": [], "abstract_time": true, "window_ns": null, "property": "nofail",
+     "seed": 1, "overrides": [], "abstract_time": true, "window_ns": null, "start_ns": 0,
+     "property": "nofail",
      "choices": [0, 0, 1], "expected": {"kind": "nofail_in_reclaim", "digest": "…"}}
 
 ``replay`` rebuilds the target from (scenario, design, seed, overrides), runs it under the choice
@@ -47,10 +48,11 @@ class Counterexample:
     overrides: list[str] = field(default_factory=list)
     abstract_time: bool = True
     window_ns: int | None = None
+    start_ns: int = 0
 
     @property
     def time_mode(self) -> TimeMode:
-        return TimeMode(self.abstract_time, self.window_ns)
+        return TimeMode(self.abstract_time, self.window_ns, self.start_ns)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -66,7 +68,8 @@ class Counterexample:
             return cls(d["scenario"], d["design"], int(d["seed"]),
                        [int(c) for c in d["choices"]], d["property"], d["expected"]["kind"],
                        d["expected"]["digest"], list(d.get("overrides", [])),
-                       bool(d.get("abstract_time", True)), d.get("window_ns"))
+                       bool(d.get("abstract_time", True)), d.get("window_ns"),
+                       int(d.get("start_ns", 0)))
         except (KeyError, TypeError) as e:
             raise ValueError(f"malformed counterexample: missing or bad field {e}") from None
 

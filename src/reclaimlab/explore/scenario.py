@@ -29,14 +29,12 @@ def machine_fingerprint(sim: Any) -> tuple:
     """Default ``sim.state_fingerprint`` of a machine whose subsystems expose none: the plain
     fields and container sizes of the mm node, its zone and free lists, the VFS and every
     superblock (free pages, LRU and dirty counts, inode counts, queue lengths…)."""
-    roots: list[Any] = []
     pgdat = getattr(sim, "pgdat", None)
-    if pgdat is not None:
-        roots += [pgdat, pgdat.zone, pgdat.zone.free_area, pgdat.stats]
+    zone = getattr(pgdat, "zone", None)
     vfs = getattr(sim, "vfs", None)
-    if vfs is not None:
-        roots += [vfs, vfs.stats, *vfs.super_blocks]
-    return tuple(object_summary(r) for r in roots)
+    roots = [pgdat, zone, getattr(zone, "free_area", None), getattr(pgdat, "stats", None),
+             vfs, getattr(vfs, "stats", None), *getattr(vfs, "super_blocks", ())]
+    return tuple(object_summary(r) for r in roots if r is not None)
 
 
 class ScenarioTarget:

@@ -21,6 +21,11 @@ the VFS's ``note_inode_deferred``/``note_inode_cleanup``.
 Simplified: the llist is a Python list used as a stack (``llist_del_all`` hands the worker the
 newest inode first, as in the kernel); ``smp_mb`` ordering is moot in a single-threaded simulator;
 realtime-volume and dquot reasons of ``want_queue_work`` are not modelled (no rt device, no quota).
+
+Configuration: every constant and mechanism toggle is a field of ``InodegcConfig`` with the
+kernel's default, set per mount by ``inodegc_<field>`` keys (the scenario's design section or the
+mount options; ``inodegc_config``). The throttle exemption covers a queuer in a transaction
+(``journal_info``) or a NOFS scope — which of the two a given release checks is [U], both are.
 """
 
 from __future__ import annotations
@@ -200,11 +205,13 @@ def xfs_inodegc_worker(work: DelayedWork):
                                          "shrinker_hits": gc.shrinker_hits, "items": len(node)})
     gc.shrinker_hits = 0
     mp._emit_depth()
-    for ip in reversed(node):
-        ip.i_gcflags |= XFS_INACTIVATING
-        note_inode_cleanup(ip, True)
-        yield from mp.inactivate(ip)
-    memalloc_nofs_restore(nofs_flag)
+    try:
+        for ip in reversed(node):
+            ip.i_gcflags |= XFS_INACTIVATING
+            note_inode_cleanup(ip, True)
+            yield from mp.inactivate(ip)
+    finally:
+        memalloc_nofs_restore(nofs_flag)
 
 
 def xfs_inodegc_queue_all(mp: Inodegc) -> bool:

@@ -68,6 +68,7 @@ class PerfettoTracer:
         self.stacks: dict[int, list[str]] = {}
         self.flows: dict[int, int] = {}
         self.next_flow = 1
+        self.unfinished: set[int] = set()
         self.last_watermarks: tuple[int, ...] = ()
         self.closed = False
         self.routes: dict[str, Callable[[Any, Any, Any], None]] = {
@@ -89,30 +90,48 @@ class PerfettoTracer:
                             "args": {"name": f"{task.comm}/{task.pid}"}})
         self.stacks[task.pid] = []
 
-    def update_stack(self, task: Any, stack: list[str]) -> None:
-        """Close the functions that left the stack, open those that entered (exact nesting)."""
-        old = self.stacks.get(task.pid)
+    def update_stack(self, task: Any) -> None:
+        """Close the functions that left the task's stack, open those that entered.
+
+        For a suspended task (most samples: ``run`` and ``sleep`` are reported after the task
+        yielded) the generator chain is walked once, comparing with the previous stack as it
+        goes, which is cheaper than building the stack and diffing it.
+        """
+        tid = task.pid
+        old = self.stacks.get(tid)
         if old is None:
             self.thread(task)
-            old = self.stacks[task.pid]
-        if old == stack:
-            return
-        # length of the common prefix, by bisection on slice equality (compared in C)
-        lo, hi = 0, min(len(old), len(stack))
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if old[:mid] == stack[:mid]:
-                lo = mid
-            else:
-                hi = mid - 1
-        n = lo
+            old = self.stacks[tid]
+        gen = task.gen
+        if gen is None or gen.gi_running:
+            stack = task_stack(task)
+            n = 0
+            for a, b in zip(old, stack):
+                if a != b:
+                    break
+                n += 1
+            entered = stack[n:]
+        else:
+            n, n_old, entered = 0, len(old), []
+            try:
+                while gen is not None:
+                    name = gen.gi_code.co_name
+                    if n < n_old and old[n] == name and not entered:
+                        n += 1
+                    else:
+                        entered.append(name)
+                    gen = gen.gi_yieldfrom
+            except AttributeError:  # delegating to an iterator that is not a generator
+                pass
+            if n == n_old and not entered:
+                return
         # slice ends and begins are kept as tuples, made dicts only when the trace is written
-        now, tid, append = self.sim.now, task.pid, self.events.append
+        now, append = self.sim.now, self.events.append
         for name in reversed(old[n:]):
             append(("E", name, tid, now))
-        for name in stack[n:]:
+        for name in entered:
             append(("B", name, tid, now))
-        self.stacks[tid] = stack
+        self.stacks[tid] = old[:n] + entered
 
     def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
         route = self.routes.get(kind)
@@ -121,7 +140,7 @@ class PerfettoTracer:
             return
         # a subsystem event: an instant, named after its tracepoint, on the task's track
         if task is not None:
-            self.update_stack(task, task_stack(task))
+            self.update_stack(task)
         if kind == "tracepoint":
             self.instant(task, info.get("name", "tracepoint"), info)
         else:
@@ -135,11 +154,11 @@ class PerfettoTracer:
 
     def on_stop(self, task: Any, obj: Any, info: Any) -> None:
         """The task runs, sleeps, blocks or exits: its clock may move on, sample its stack."""
-        self.update_stack(task, task_stack(task))
+        self.update_stack(task)
 
     def on_spawn(self, task: Any, obj: Any, info: Any) -> None:
         self.thread(task)
-        self.update_stack(task, task_stack(task))
+        self.update_stack(task)
 
     def on_alloc(self, task: Any, obj: Any, info: Any) -> None:
         pgdat = getattr(self.sim, "pgdat", None)
@@ -201,6 +220,9 @@ class PerfettoTracer:
             return
         fid = self.next_flow
         self.next_flow += 1
+        old = self.flows.get(id(inode))
+        if old is not None:  # queued again before a worker processed it
+            self.unfinished.add(old)
         self.flows[id(inode)] = fid
         self.events.append({"ph": "s", "name": "deferred inode cleanup", "cat": "inode",
                             "id": fid, "pid": _PID, "tid": task.pid, "ts": _us(self.sim.now)})
@@ -239,9 +261,14 @@ class PerfettoTracer:
     def trace(self) -> dict[str, Any]:
         """The trace-event JSON object (closes the trace)."""
         self.close()
+        # inodes queued whose cleanup never ran in a worker (cleaned up at unmount without a
+        # filesystem cleanup, or still queued): their arrows have no end and are left out
+        unfinished = self.unfinished | set(self.flows.values())
         events = [e if isinstance(e, dict) else
                   {"ph": e[0], "name": e[1], "pid": _PID, "tid": e[2], "ts": _us(e[3])}
-                  for e in self.events]
+                  for e in self.events
+                  if not (unfinished and isinstance(e, dict) and e["ph"] == "s"
+                          and e["id"] in unfinished)]
         return {"traceEvents": events, "displayTimeUnit": "ns"}
 
     def write(self, path: str) -> None:

@@ -12,7 +12,7 @@ from .core import (
 )
 from .locks import (
     LockdepMap, Mutex, RwSemaphore, Spinlock, down_read, down_read_trylock, down_write,
-    down_write_trylock, lock_map_acquire, lock_map_release, mutex_lock, mutex_trylock,
+    down_write_trylock, down_read_nested, down_write_nested, lock_map_acquire, lock_map_release, mutex_lock, mutex_lock_nested, mutex_trylock,
     mutex_unlock, spin_lock, spin_trylock, spin_unlock, up_read, up_write,
 )
 from .wait import (

@@ -383,15 +383,17 @@ class Simulation:
                         self.now = limit
                         break
                     _, _, task, value, token = pop(heap)
-                    if when > self.now:
-                        self.now = when
                     if token is None:
                         if not task.cancelled:
+                            if when > self.now:
+                                self.now = when
                             self.current = _current = None
                             task.fn(task.arg)
                         continue
                     if token != task.wseq:
-                        continue
+                        continue  # a stale timeout: the wait already ended
+                    if when > self.now:
+                        self.now = when
                     if task.on_cpu is not None:
                         self._end_burst(task)
                     elif value is TIMEOUT:
@@ -446,6 +448,14 @@ class Simulation:
         finally:
             self.events = events
             self.current = _current = None
+
+    def pending(self, ignore: Callable[[Timer], bool] | None = None) -> bool:
+        """Whether anything can still happen: a runnable task, or a live timed event
+        (a sleep, a CPU burst, a timed wait, a callback) — callbacks ``ignore`` accepts aside."""
+        if self._ready:
+            return True
+        return any(e[4] is not None or ignore is None or not ignore(e[2])
+                   for e in self._live_timers())
 
     def _live_timers(self) -> list[tuple]:
         return sorted(e for e in self._heap

@@ -67,10 +67,10 @@ class Mutex:
         return f"mutex {self.name}"
 
 
-def mutex_lock(m: Mutex):
+def mutex_lock(m: Mutex, _info: dict = _EXCL):
     """``mutex_lock``: take ``m``, sleeping in TASK_UNINTERRUPTIBLE until handed to us."""
     task = core._current
-    _emit(task, "lock_acquire", m, _EXCL)
+    _emit(task, "lock_acquire", m, _info)
     if m.owner is None:
         m.owner = task
     else:
@@ -152,10 +152,10 @@ class RwSemaphore:
         return f"rwsem {self.name}"
 
 
-def down_read(s: RwSemaphore):
+def down_read(s: RwSemaphore, _info: dict = _SHARED):
     """``down_read``: shared acquisition; queues behind a holder-writer or any waiter."""
     task = core._current
-    _emit(task, "lock_acquire", s, _SHARED)
+    _emit(task, "lock_acquire", s, _info)
     if s.owner is None and not s.waiters:
         s.readers.append(task)
     else:
@@ -166,10 +166,10 @@ def down_read(s: RwSemaphore):
     _emit(task, "lock_acquired", s, _SHARED)
 
 
-def down_write(s: RwSemaphore):
+def down_write(s: RwSemaphore, _info: dict = _EXCL):
     """``down_write``: exclusive acquisition."""
     task = core._current
-    _emit(task, "lock_acquire", s, _EXCL)
+    _emit(task, "lock_acquire", s, _info)
     if s.owner is None and not s.readers and not s.waiters:
         s.owner = task
     else:
@@ -225,6 +225,21 @@ def up_write(s: RwSemaphore) -> None:
     _release_held(task, s)
     _emit(task, "lock_release", s)
     s._grant()
+
+
+def mutex_lock_nested(m: Mutex, subclass: int):
+    """``mutex_lock_nested``: as ``mutex_lock``; lockdep sees class ``name/subclass``."""
+    return (yield from mutex_lock(m, {"trylock": False, "read": False, "subclass": subclass}))
+
+
+def down_read_nested(s: RwSemaphore, subclass: int):
+    """``down_read_nested``."""
+    return (yield from down_read(s, {"trylock": False, "read": True, "subclass": subclass}))
+
+
+def down_write_nested(s: RwSemaphore, subclass: int):
+    """``down_write_nested`` (``inode_lock_nested``: parent, then child of the same class)."""
+    return (yield from down_write(s, {"trylock": False, "read": False, "subclass": subclass}))
 
 
 class Spinlock:

@@ -140,8 +140,9 @@ class ext4_inode_info(Inode):
     def __init__(self) -> None:
         super().__init__()
         self.i_disk: ext4_disk_inode | None = None
-        self.i_prealloc_list: list[Any] = []
-        self.i_reserved: dict[int, None] = {}         # delalloc-reserved logical blocks
+        # Created on first use: most cached inodes never have either (host memory).
+        self.i_prealloc_list: list[Any] | None = None
+        self.i_reserved: dict[int, None] | None = None   # delalloc-reserved logical blocks
         self.xattr_sem: RwSemaphore | None = None
         self.i_state_flags = 0
         self.i_gcflags = 0

@@ -279,7 +279,7 @@ def _drop_reservations(inode: ext4_inode_info) -> None:
     """Release delalloc reservations of folios that were never written (page cache truncated)."""
     if inode.i_reserved:
         EXT4_SB(inode.i_sb).s_dirtyclusters -= len(inode.i_reserved)
-        inode.i_reserved.clear()
+        inode.i_reserved = None
 
 
 # ------------------------------------------------------------------ orphan list
@@ -411,12 +411,15 @@ def ext4_da_write_begin(file: Any, mapping: Any, index: int):
     per_folio = max(1, (sbi.page_size << mapping.min_order) // sbi.s_blocksize)
     first = folio_first_lblk(sbi, mapping.folio_index(index))
     for lblk in range(first, first + per_folio):
-        if lblk in inode.i_reserved or ext4_map_lookup(inode.i_disk, lblk) is not None:
+        reserved = inode.i_reserved
+        if reserved and lblk in reserved or ext4_map_lookup(inode.i_disk, lblk) is not None:
             continue
         if sbi.s_freeclusters - sbi.s_dirtyclusters <= 0 and sbi.s_inodegc is not None:
             yield from xfs_inodegc_flush(sbi.s_inodegc)   # ENOSPC: finish deferred frees
         if sbi.s_freeclusters - sbi.s_dirtyclusters <= 0:
             raise KernelError("ENOSPC", f"{inode!r}: no space for delayed allocation")
+        if inode.i_reserved is None:
+            inode.i_reserved = {}
         inode.i_reserved[lblk] = None
         sbi.s_dirtyclusters += 1
 
@@ -424,34 +427,54 @@ def ext4_da_write_begin(file: Any, mapping: Any, index: int):
 def ext4_writepages(mapping: Any, nr: int):
     """``ext4_writepages`` (``ext4_do_writepages``): for batches of dirty folios, start a handle,
     allocate their delayed blocks (``ext4_map_blocks`` → ``ext4_mb_new_blocks``, preallocation),
-    mark the inode dirty, stop, and submit the data IO. Returns the folios written."""
+    mark the inode dirty, stop, and submit the data IO. An allocation error (ENOMEM from a
+    buddy load, EIO) ends the pass with the unmapped folio dirty again, as
+    ``mpage_release_unused_pages(invalidate=false)``. Returns the folios written."""
     inode = mapping.host
     sb = inode.i_sb
     sbi = EXT4_SB(sb)
+    per_folio = _blocks_per_folio(sbi, mapping)
     folios = filemap.filemap_dirty_folios(mapping, nr)
     written = 0
     for i in range(0, len(folios), WRITEPAGES_BATCH):
-        batch = folios[i:i + WRITEPAGES_BATCH]
+        for f in folios[i:i + WRITEPAGES_BATCH]:       # mpage_prepare_extent_to_map
+            if f.writeback:
+                yield from filemap.folio_wait_writeback(f)
         handle = yield from ext4_journal_start_sb(sb, EXT4_DATA_TRANS_BLOCKS)
-        runs: list[list[Any]] = []
-        for f in batch:
-            # Clean and under writeback at once (the kernel holds the folio lock meanwhile):
-            # neither reclaim nor invalidation may take it while its blocks are mapped.
-            if not filemap.folio_clear_dirty_for_io(f):
-                continue
-            filemap.folio_start_writeback(f)
-            yield Run(EXT4_WRITEPAGES_FOLIO_NS)
-            pblk = yield from ext4_map_folio(handle, sbi, inode, f)
-            if runs and runs[-1][1] + runs[-1][2] == pblk:
-                runs[-1][2] += _blocks_per_folio(sbi, mapping)
-                runs[-1][3].append(f)
-            else:
-                runs.append([pblk, pblk, _blocks_per_folio(sbi, mapping), [f]])
-        yield from ext4_mark_inode_dirty(handle, inode)
-        yield from ext4_journal_stop(handle)
-        for start, _, nblocks, fs in runs:
+        runs: list[tuple[int, int, list[Any]]] = []     # (first block, blocks, folios)
+        pending = None
+        error = None
+        try:
+            for f in folios[i:i + WRITEPAGES_BATCH]:
+                # Clean and under writeback at once (the kernel holds the folio lock meanwhile):
+                # neither reclaim nor invalidation may take it while its blocks are mapped.
+                if f.writeback or not filemap.folio_clear_dirty_for_io(f):
+                    continue
+                filemap.folio_start_writeback(f)
+                pending = f
+                yield Run(EXT4_WRITEPAGES_FOLIO_NS)
+                pblk = yield from ext4_map_folio(handle, sbi, inode, f)
+                pending = None
+                if runs and runs[-1][0] + runs[-1][1] == pblk:
+                    runs[-1] = (runs[-1][0], runs[-1][1] + per_folio, runs[-1][2] + [f])
+                else:
+                    runs.append((pblk, per_folio, [f]))
+            yield from ext4_mark_inode_dirty(handle, inode)
+        except KernelError as err:
+            error = err
+            if pending is not None:
+                filemap.folio_end_writeback(pending)
+                filemap.folio_mark_dirty(pending)
+        finally:
+            yield from ext4_journal_stop(handle)
+        for start, nblocks, fs in runs:
             yield from ext4_io_submit(sbi, start, nblocks, fs)
             written += len(fs)
+        if error is not None:
+            sb.s_sim.emit("tracepoint", current(), inode, {"name": "ext4_writepages_result",
+                                                           "ino": inode.i_ino,
+                                                           "errno": error.errno})
+            break
     return written
 
 
@@ -472,7 +495,7 @@ def ext4_map_folio(handle: Any, sbi: ext4_sb_info, inode: ext4_inode_info, f: An
             if pblk is None:
                 raise KernelError("ENOSPC", f"{inode!r}: writeback allocation failed")
             ext4_ext_insert(inode, lblk, pblk)
-            if inode.i_reserved.pop(lblk, 0) is None:
+            if inode.i_reserved and inode.i_reserved.pop(lblk, 0) is None:
                 sbi.s_dirtyclusters -= 1
         if first_pblk is None:
             first_pblk = pblk

@@ -215,7 +215,7 @@ def ext4_mb_normalize_request(sbi: Any, inode: Any, length: int) -> int:
 
 def ext4_mb_use_inode_pa(ei: Any, lblk: int) -> int | None:
     """``ext4_mb_use_inode_pa``: the physical block for ``lblk`` from an inode PA covering it."""
-    for pa in ei.i_prealloc_list:
+    for pa in ei.i_prealloc_list or ():
         off = lblk - pa.pa_lstart
         if 0 <= off < pa.pa_len and not pa.pa_used[off]:
             pa.pa_used[off] = 1
@@ -238,6 +238,8 @@ def ext4_mb_new_blocks(handle: Any, sbi: Any, inode: Any, lblk: int, goal_group:
         if found is None:
             return None
         grp, start, got = found
+        if ei.i_prealloc_list is None:
+            ei.i_prealloc_list = []
         ei.i_prealloc_list.append(ext4_prealloc_space(lblk, start, got, grp.group))
         pblk = ext4_mb_use_inode_pa(ei, lblk)
     else:

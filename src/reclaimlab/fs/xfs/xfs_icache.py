@@ -31,7 +31,7 @@ from reclaimlab.fs.xfs.xfs_mount import XFS_RECLAIM_PERIOD_NS, xfs_inode, xfs_mo
 from reclaimlab.mm.gfp import GFP_KERNEL, __GFP_NOFAIL
 from reclaimlab.mm.slab import kmem_cache_alloc, kmem_cache_free
 from reclaimlab.sim import (
-    JIFFY_NS, DelayedWork, Run, down_write, down_write_trylock, queue_delayed_work, up_write,
+    JIFFY_NS, DelayedWork, Run, current, down_write, down_write_trylock, queue_delayed_work, up_write,
     wake_up,
 )
 from reclaimlab.vfs import inode as vfs_inode
@@ -141,14 +141,24 @@ def xfs_fs_destroy_inode(ip: xfs_inode):
             yield from xfs_inodegc_queue(mp.m_inodegc, ip)
             return
         ip.i_gcflags |= XFS_NEED_INACTIVE | XFS_INACTIVATING
-        yield from xfs_inactive(ip)
+        yield from xfs_inactive_logged(ip)
     xfs_inodegc_set_reclaimable(mp, ip)
 
 
 def xfs_inodegc_inactivate(ip: xfs_inode):
     """``xfs_inodegc_inactivate``: the inodegc worker's callback."""
-    yield from xfs_inactive(ip)
+    yield from xfs_inactive_logged(ip)
     xfs_inodegc_set_reclaimable(XFS_M(ip.i_sb), ip)
+
+
+def xfs_inactive_logged(ip: xfs_inode):
+    """``xfs_inactive`` whose error is reported and otherwise ignored, as the kernel does: an
+    unlinked inode left on the AGI unlinked list is recovered at the next mount."""
+    try:
+        yield from xfs_inactive(ip)
+    except KernelError as err:
+        ip.i_sb.s_sim.emit("tracepoint", current(), ip,
+                           {"name": "xfs_inactive_error", "ino": ip.i_ino, "errno": err.errno})
 
 
 def xfs_inodegc_set_reclaimable(mp: xfs_mount, ip: xfs_inode) -> None:
@@ -227,6 +237,7 @@ def xfs_reclaim_inodes_nr(mp: xfs_mount, nr_to_scan: int):
     ``nr_to_scan`` reclaimable inodes in batches of 32 (``XFS_ICWALK_FLAG_SCAN_LIMIT``)."""
     blocking = mp.config.blocking_reclaim
     if not blocking:
+        queue_delayed_work(mp.m_reclaim_wq, mp.m_reclaim_work, XFS_RECLAIM_PERIOD_NS)
         xfs_ail_push_all(mp.m_log)
     freed = 0
     budget = nr_to_scan

@@ -29,7 +29,7 @@ from reclaimlab.fs.xfs.xfs_mount import (
     XFS_AGF, XFS_AGI, xfs_disk_inode, xfs_inode, xfs_mount,
 )
 from reclaimlab.mm import filemap
-from reclaimlab.sim import RwSemaphore, Run, down_write, up_write
+from reclaimlab.sim import RwSemaphore, Run, current, down_write, up_write
 from reclaimlab.vfs import dcache
 from reclaimlab.vfs import inode as vfs_inode
 from reclaimlab.vfs.errors import KernelError
@@ -252,6 +252,9 @@ def xfs_free_eofblocks(ip: xfs_inode):
         xfs_bmap_del_delalloc(mp, ip)
         yield from xfs_trans_log_inode(tp, ip)
         yield from xfs_trans_commit(tp)
+    except KernelError:
+        yield from xfs_trans_cancel(tp)
+        raise
     finally:
         xfs_iunlock(ip)
 
@@ -280,6 +283,9 @@ def xfs_inactive_truncate(ip: xfs_inode):
         ip.i_size = 0
         yield from xfs_trans_log_inode(tp, ip)
         yield from xfs_trans_commit(tp)
+    except KernelError:
+        yield from xfs_trans_cancel(tp)
+        raise
     finally:
         xfs_iunlock(ip)
 
@@ -292,6 +298,9 @@ def xfs_inactive_ifree(ip: xfs_inode):
     try:
         yield from xfs_ifree(tp, ip)
         yield from xfs_trans_commit(tp)
+    except KernelError:
+        yield from xfs_trans_cancel(tp)
+        raise
     finally:
         xfs_iunlock(ip)
 
@@ -343,7 +352,7 @@ def xfs_create(dp: xfs_inode, dentry: Any, mode: int):
         yield from _xfs_dir_modify(tp, mp, dp)
         dp.i_disk.dir[dentry.d_name] = ip.i_ino
         yield from xfs_trans_commit(tp)
-    except BaseException:
+    except KernelError:
         yield from xfs_trans_cancel(tp)
         raise
     finally:
@@ -381,6 +390,9 @@ def xfs_remove(dp: xfs_inode, dentry: Any):
             xfs_trans_log_buf(tp, mp, bp)
         yield from xfs_trans_log_inode(tp, ip)
         yield from xfs_trans_commit(tp)
+    except KernelError:
+        yield from xfs_trans_cancel(tp)
+        raise
     finally:
         xfs_iunlock(dp)
 
@@ -410,7 +422,7 @@ def xfs_rename(odp: xfs_inode, odentry: Any, ndp: xfs_inode, ndentry: Any):
             vfs_inode.drop_nlink(odp)
             vfs_inode.inc_nlink(ndp)
         yield from xfs_trans_commit(tp)
-    except BaseException:
+    except KernelError:
         yield from xfs_trans_cancel(tp)
         raise
 
@@ -427,6 +439,9 @@ def xfs_vn_setxattr(dentry: Any, name: str, size: int):
         ip.i_disk.xattrs[name] = size
         yield from xfs_trans_log_inode(tp, ip)
         yield from xfs_trans_commit(tp)
+    except KernelError:
+        yield from xfs_trans_cancel(tp)
+        raise
     finally:
         xfs_iunlock(ip)
 
@@ -488,12 +503,19 @@ def xfs_vm_writepages(mapping: Any, nr: int):
             ip.i_delayed = 0
             yield from xfs_trans_log_inode(tp, ip)
             yield from xfs_trans_commit(tp)
+        except KernelError as err:              # the folios stay dirty for a later pass
+            yield from xfs_trans_cancel(tp)
+            ip.i_sb.s_sim.emit("tracepoint", current(), ip,
+                               {"name": "xfs_writepages_error", "errno": err.errno})
+            return 0
         finally:
             xfs_iunlock(ip)
     else:
         start = mp.m_perag[ip.i_agno].data_start
     for f in folios:
-        if filemap.folio_clear_dirty_for_io(f):
+        if f.writeback:
+            yield from filemap.folio_wait_writeback(f)
+        if not f.writeback and filemap.folio_clear_dirty_for_io(f):
             filemap.folio_start_writeback(f)
             written.append(f)
             yield Run(XFS_WRITEPAGES_FOLIO_NS)
