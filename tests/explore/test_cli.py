@@ -52,3 +52,16 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "missing.json")]) == 2
     assert "missing.json" in capsys.readouterr().err
     assert main(["explore", "toy:abba", "--budget", "0"]) == 2
+
+
+def test_time_mode_flags_shape_the_search_and_are_reported(capsys):
+    rc, narrow = run_json(capsys, ["explore", "toy:abba", "--property", "deadlock", "--json",
+                                   "--quiet", "--window", "100000"])
+    assert narrow["violation"] is None and narrow["complete"] is True
+    assert narrow["bounds"]["window_ns"] == 100000
+    rc, timed = run_json(capsys, ["explore", "toy:abba-instant", "--property", "deadlock",
+                                  "--json", "--quiet", "--timed", "--fork", "--out",
+                                  "/dev/null"])
+    assert timed["violation"]["choices"] == [1]
+    assert timed["bounds"]["abstract_time"] is False and timed["bounds"]["fork"] is True
+    assert main(["explore", "toy:abba", "--timed", "--window", "5"]) == 2

@@ -144,3 +144,35 @@ def test_cancel_delayed_work_stops_it_and_flush_workqueue_drains_everything():
     sim.spawn(t(), "t")
     sim.run()
     assert ran == [0, 1, 2, ("flushed", 400)]
+
+
+def test_a_work_item_never_runs_on_two_workers_at_once():
+    sim = Simulation(ncpus=2)
+    wq = alloc_workqueue(sim, "unbound", WQ_UNBOUND, 4)
+    running = [0]
+    peak = [0]
+    runs = []
+
+    def fn(work):
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        yield 100
+        runs.append(sim.now)
+        running[0] -= 1
+
+    w = Work(fn)
+
+    def requeuer():
+        queue_work(wq, w)
+        yield 10
+        assert queue_work(wq, w)  # queued again while the first instance runs
+        yield from flush_work(w)
+
+    def other_cpu_requeuer():
+        yield 20
+        queue_work_on(1, wq, w)
+
+    sim.spawn(requeuer(), "a", cpu=0)
+    sim.spawn(other_cpu_requeuer(), "b", cpu=1)
+    sim.run()
+    assert peak == [1] and runs == [100, 200]

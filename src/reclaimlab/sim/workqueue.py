@@ -107,13 +107,23 @@ def alloc_workqueue(sim: Simulation, name: str, flags: int = 0, max_active: int 
     return Workqueue(sim, name, flags, max_active)
 
 
+def _next_work(pool: _Pool) -> Work | None:
+    """The first item no other worker is executing: a work item never runs on two workers at
+    once (``find_worker_executing_work`` defers it to the worker already running it)."""
+    for i, w in enumerate(pool.worklist):
+        if not w.running:
+            del pool.worklist[i]
+            return w
+    return None
+
+
 def worker_thread(wq: Workqueue, pool: _Pool):
     """``worker_thread``: run the pool's work items in FIFO order, idle when none is left."""
     task = core._current
     sim = task.sim
     while True:
-        while pool.worklist:
-            work = pool.worklist.popleft()
+        work = _next_work(pool)
+        while work is not None:
             work.pending = False
             work.running += 1
             seq = work.queued_seq
@@ -127,7 +137,11 @@ def worker_thread(wq: Workqueue, pool: _Pool):
             if sim._obs:
                 sim.emit("work_end", task, work)
             wake_up(wq.flushed)
-        yield from wait_event(pool.more, lambda: bool(pool.worklist), state="I")
+            if pool.worklist:
+                wake_up(pool.more)  # an item deferred while this one ran may be free now
+            work = _next_work(pool)
+        yield from wait_event(pool.more, lambda: any(not w.running for w in pool.worklist),
+                              state="I")
 
 
 def process_one_work(work: Work):
@@ -136,7 +150,8 @@ def process_one_work(work: Work):
 
 
 def _insert_work(wq: Workqueue, work: Work, cpu: int | None) -> None:
-    pool = wq.pool_for(cpu)
+    # Non-reentrancy (``__queue_work``): an item still running goes back to the pool running it.
+    pool = work.pool if work.running and work.wq is wq else wq.pool_for(cpu)
     work.pool = pool
     work.wq = wq
     work.queued_seq += 1
