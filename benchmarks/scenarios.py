@@ -22,7 +22,7 @@ DESIGNS = ("native", "sync", "inodegc", "passive-ref")
 # The scale variant: fs_mark-like churn creating and unlinking >= 1 M inodes on ext4 under a
 # memory hog (scenario keys as for --set, on the built-in rm-rf machine).
 SCALE = ("rm-rf", [
-    "machine.memory_mb=4096", "workload.hog.target_mb=3800", "workload.removers.tasks=4",
+    "machine.memory_mb=4096", "workload.hog.leave_available_mb=512", "workload.removers.tasks=4",
     "workload.removers.depth=4", "workload.removers.fanout=16",
     "workload.removers.files_per_dir=64", "run.duration_ms=600000",
 ])

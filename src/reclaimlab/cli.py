@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 from reclaimlab.scenario.errors import ScenarioError
 from reclaimlab.scenario.models import DESIGNS
+from reclaimlab.vfs.designs import EVICT_DESIGNS
 
 EXTENSIONS = ("reclaimlab.explore.cli", "reclaimlab.sweep.cli")
 
@@ -67,12 +68,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-DESIGN_HELP = {
-    "native": "each filesystem as the kernel has it: ext4-like inline, XFS-like inodegc",
-    "sync": "every filesystem evicts inline at the final iput, also in reclaim",
-    "inodegc": "blocking inactivation deferred to per-CPU background workers, throttled",
-    "passive-ref": "the VFS keeps a passive reference and runs the final evict in a worker",
-}
+DESIGN_HELP = {d.name: f"{d.summary} — {d.source}" for d in EVICT_DESIGNS.values()}
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -94,3 +94,31 @@ def test_no_choice_point_before_the_start_time():
     early = toy_target("toy:abba").run(ChoicePolicy(time_mode=TimeMode()))
     assert 0 < len(late.policy.choices) < len(early.policy.choices)
     assert late.digest == early.digest  # the defaults are the same schedule
+
+
+def test_abandoned_runs_do_not_report_generator_exit_noise(monkeypatch):
+    import gc
+    import sys
+
+    from reclaimlab.explore.target import quiet_abandoned_generators
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(str(u.exc_value)))
+    quiet_abandoned_generators()
+
+    def stubborn():
+        try:
+            yield 1
+        finally:
+            yield 2  # a modelled function releasing something with a yield in finally
+
+    class Noisy:
+        def __del__(self):
+            raise ValueError("other unraisable")
+
+    gen = stubborn()
+    next(gen)
+    del gen
+    Noisy()
+    gc.collect()
+    assert seen == ["other unraisable"]

@@ -64,3 +64,15 @@ def test_a_file_that_is_not_a_counterexample_is_refused(tmp_path):
     path.write_text("{")
     with pytest.raises(ValueError, match="not JSON"):
         Counterexample.load(path)
+
+
+def test_timeline_puts_the_named_tasks_first_and_marks_choices():
+    from reclaimlab.explore.replay import render_timeline
+
+    rows = [(0, "a:1", "spawn"), (0, "b:2", "spawn"), (1000, "c:3", "lock X"),
+            (2000, "b:2", "waits on mutex X")]
+    text = render_timeline(rows, [(1000, "c:3", "task")], focus=["b:2", "b:2"], max_tasks=2)
+    header, *lines = text.splitlines()
+    assert header.split() == ["time(us)", "b:2", "a:1"]
+    assert any(">> choice: c:3 runs next (task)" in line for line in lines)
+    assert not any("lock X" in line for line in lines)  # c:3 is not shown

@@ -59,7 +59,7 @@ def test_xfs_blocking_reclaim_stalls_allocations_more():
     assert blocking["alloc_latency_ns"]["p99"] >= nonblocking["alloc_latency_ns"]["p99"]
 
 
-PLENTY = ["workload.hog.target_mb=16", "device.0.type=ramdisk"]
+PLENTY = ["workload.hog.leave_available_mb=200", "device.0.type=ramdisk"]
 
 
 @PENDING

@@ -125,7 +125,7 @@ def test_killed_sweep_resumes_to_exactly_one_row_per_run(tmp_path, write_sweep, 
     markers.mkdir()
     proc = start_sweep(sweep_file, out, markers)
     deadline = time.monotonic() + 30
-    while len(os.listdir(markers)) < 10 and proc.poll() is None and time.monotonic() < deadline:
+    while len(os.listdir(markers)) < 14 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, proc.stderr.read().decode()
     os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its workers, with no chance to clean up
@@ -155,7 +155,7 @@ def test_sigterm_stops_cleanly_with_the_finished_rows_compacted(tmp_path, write_
     markers.mkdir()
     proc = start_sweep(sweep_file, out, markers)
     deadline = time.monotonic() + 30
-    while len(os.listdir(markers)) < 10 and proc.poll() is None and time.monotonic() < deadline:
+    while len(os.listdir(markers)) < 14 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)

@@ -124,8 +124,10 @@ def describe(cex: Counterexample, target: Any = None) -> tuple[str, Outcome]:
     rec = TimelineRecorder()
     outcome = replay(cex, [rec], target)
     splats = "\n".join(f.text for f in outcome.findings)
+    focus = [f.task for f in outcome.findings]
+    focus += [e["task"] for f in outcome.findings for e in f.data.get("cycle", [])]
     return (f"{splats}\n\ninterleaving (one column per task):\n"
-            f"{render_timeline(rec.rows, outcome.policy.labels)}"), outcome
+            f"{render_timeline(rec.rows, outcome.policy.labels, focus)}"), outcome
 
 
 def cmd_explore(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .choice import ChoicePolicy, TimeMode
-from .target import Outcome, Target, run_schedule, stop_kinds
+from .target import Outcome, Target, quiet_abandoned_generators, run_schedule, stop_kinds
 from .toys import TOYS, toy_target
 
 FORMAT = "reclaimlab-counterexample/1"
@@ -87,6 +87,7 @@ class Counterexample:
 def replay(cex: Counterexample, observers: Sequence[Any] = (),
            target: Target | None = None) -> Outcome:
     """Re-run the counterexample's schedule exactly."""
+    quiet_abandoned_generators()
     if target is None:
         target = make_target(cex.scenario, cex.design, cex.seed, cex.overrides)
     policy = ChoicePolicy(prefix=cex.choices, time_mode=cex.time_mode)
@@ -124,21 +125,30 @@ class TimelineRecorder:
 
 
 def render_timeline(rows: list[tuple[int, str, str]], choices: list[tuple[float, str, str]],
-                    width: int = 26, limit: int = 200) -> str:
-    """One column per task, one line per event, time on the left; marks the forced choices."""
-    tasks: list[str] = []
-    for _, task, _ in rows:
-        if task not in tasks:
-            tasks.append(task)
+                    focus: Sequence[str] = (), width: int = 26, limit: int = 200,
+                    max_tasks: int = 6) -> str:
+    """One column per task, one line per event, time on the left; marks the forced choices.
+
+    Shows the last ``limit`` events of at most ``max_tasks`` tasks: those in ``focus`` (the
+    tasks a finding names), then the busiest.
+    """
+    shown = rows[-limit:]
+    count: dict[str, int] = {}
+    for _, task, _ in shown:
+        count[task] = count.get(task, 0) + 1
+    tasks = [t for t in dict.fromkeys(focus) if t in count]
+    tasks += sorted((t for t in count if t not in tasks), key=lambda t: -count[t])
+    tasks = tasks[:max_tasks]
+    dropped = len(rows) - sum(1 for _, task, _ in shown if task in tasks)
     lines = ["time(us)    " + "".join(t[:width - 1].ljust(width) for t in tasks)]
-    forced = list(choices)
-    shown = rows if len(rows) <= limit else rows[-limit:]
-    if shown is not rows:
-        lines.append(f"... {len(rows) - limit} earlier events not shown")
+    if dropped:
+        lines.append(f"... {dropped} events of earlier times or other tasks not shown")
+    forced = [c for c in choices if c[0] >= (shown[0][0] if shown else 0)]
     for t, task, what in shown:
         while forced and forced[0][0] <= t:
             when, chosen, kind = forced.pop(0)
             lines.append(f"{when / 1000:>10.1f}  >> choice: {chosen} runs next ({kind})")
-        col = tasks.index(task)
-        lines.append(f"{t / 1000:>10.1f}  " + " " * (width * col) + what[:width - 1])
+        if task in tasks:
+            col = tasks.index(task)
+            lines.append(f"{t / 1000:>10.1f}  " + " " * (width * col) + what[:width - 1])
     return "\n".join(lines)

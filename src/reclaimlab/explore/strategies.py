@@ -33,7 +33,9 @@ from reclaimlab.sim import Simulation
 
 from .choice import ABSTRACT, TASK, ChoicePolicy, TimeMode, option_label, option_owner
 from .state import state_hash, task_signature
-from .target import DEFAULT_PROPERTIES, Outcome, Target, run_schedule, stop_kinds
+from .target import (
+    DEFAULT_PROPERTIES, Outcome, Target, quiet_abandoned_generators, run_schedule, stop_kinds,
+)
 
 STRATEGIES = ("random", "pct", "dfs")
 
@@ -333,6 +335,7 @@ def explore(target: Target, strategy: Any, budget: int = 10_000,
     A strategy that runs schedules in forked processes (``fork.ForkDFS``) reports a violation
     found there as ``strategy.found`` (property, choices); it is re-run here for its outcome.
     """
+    quiet_abandoned_generators()
     stats = ExploreStats()
     strategy.budget = budget
     strategy.properties = tuple(properties)

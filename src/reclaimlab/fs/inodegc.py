@@ -205,13 +205,11 @@ def xfs_inodegc_worker(work: DelayedWork):
                                          "shrinker_hits": gc.shrinker_hits, "items": len(node)})
     gc.shrinker_hits = 0
     mp._emit_depth()
-    try:
-        for ip in reversed(node):
-            ip.i_gcflags |= XFS_INACTIVATING
-            note_inode_cleanup(ip, True)
-            yield from mp.inactivate(ip)
-    finally:
-        memalloc_nofs_restore(nofs_flag)
+    for ip in reversed(node):
+        ip.i_gcflags |= XFS_INACTIVATING
+        note_inode_cleanup(ip, True)
+        yield from mp.inactivate(ip)
+    memalloc_nofs_restore(nofs_flag)
 
 
 def xfs_inodegc_queue_all(mp: Inodegc) -> bool:

@@ -23,11 +23,12 @@ from reclaimlab.check import Checks, attach_checks
 from reclaimlab.mm.page_alloc import MemoryConfig, pglist_data
 from reclaimlab.report.metrics import Metrics
 from reclaimlab.report.result import build_result
-from reclaimlab.scenario.models import BlockFs, OverlayFs, Scenario
+from reclaimlab.scenario.models import BlockFs, Scenario
 from reclaimlab.sim import NSEC_PER_MSEC, NSEC_PER_SEC, Simulation, Task, current
 from reclaimlab.vfs.errors import KernelError
 from reclaimlab.vfs.state import VfsConfig, vfs_init
 from reclaimlab.workload import Context, GroupStats, programs
+from reclaimlab.workload.recipe import recipe_section
 
 SECTORS_PER_MB = 2048
 # Virtual time between two progress reports / event-budget checks.
@@ -92,7 +93,8 @@ def vfs_config(scenario: Scenario, design: str) -> VfsConfig:
                      dirty_expire_interval_ns=mc.dirty_expire_centisecs * 10 * NSEC_PER_MSEC,
                      passive_ref_max_backlog=d.passive_ref_max_backlog,
                      passive_ref_throttle=d.passive_ref_throttle,
-                     passive_ref_exempt_reclaim=d.passive_ref_exempt_reclaim)
+                     passive_ref_exempt_reclaim=d.passive_ref_exempt_reclaim,
+                     **d.design_knobs())
 
 
 def register_filesystems(sim: Simulation) -> None:
@@ -163,8 +165,7 @@ def fs_source(fs: Any) -> str:
 def mount_options(fs: Any) -> dict[str, Any]:
     """The mount options a filesystem type receives (``fs_type.mount(sim, dev, opts)``): the
     ``[[fs]]`` keys of that type, ``tunables`` kept apart for the filesystem to merge."""
-    opts = fs.model_dump(exclude={"type", "mountpoint", "device"})
-    return opts
+    return fs.model_dump(exclude={"type", "mountpoint", "device"})
 
 
 def shutdown(machine: Machine, grace_ns: int) -> Generator:
@@ -230,6 +231,9 @@ def collect(machine: Machine, scenario_name: str, seed: int, wall_s: float) -> d
     result = build_result(machine.sim, scenario_name, machine.design, seed, wall_s,
                           [machine.checks, machine.metrics], timed_out=machine.timed_out)
     result["workloads"] = {name: g.as_dict() for name, g in machine.groups.items()}
+    recipes = recipe_section(machine.sim)
+    if recipes is not None:
+        result["recipe"] = recipes
     return result
 
 

@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from reclaimlab.vfs.designs import DESIGN_NAMES as DESIGNS  # the one registry of designs
 from reclaimlab.workload.specs import WorkloadSpec
 
-DESIGNS = ("native", "sync", "inodegc", "passive-ref")
 NAME_RE = r"^[A-Za-z][A-Za-z0-9_-]*$"
 
 
@@ -138,7 +138,7 @@ FsSpec = Annotated[Ext4Fs | XfsFs | OverlayFs, Field(discriminator="type")]
 class Design(Strict):
     """The eviction architecture and its knobs (the VFS owns the switch)."""
 
-    name: Literal["native", "sync", "inodegc", "passive-ref"] = "native"
+    name: Literal[DESIGNS] = "native"  # type: ignore[valid-type]
     inodegc_delay_jiffies: int = Field(1, ge=0, le=1000)
     inodegc_queue_depth: int = Field(32, ge=1, le=65536)
     inodegc_max_backlog: int = Field(256, ge=1, le=1 << 20)
@@ -147,6 +147,18 @@ class Design(Strict):
     passive_ref_max_backlog: int = Field(256, ge=1, le=1 << 20)
     passive_ref_throttle: bool = True
     passive_ref_exempt_reclaim: bool = True
+    evict_async_delay_jiffies: int = Field(0, ge=0, le=1000)
+    split_evict_delay_jiffies: int = Field(0, ge=0, le=1000)
+    deferred_reclaim_delay_jiffies: int = Field(0, ge=0, le=1000)
+    deferred_reclaim_list_limit: int = Field(256, ge=0, le=1 << 20)
+    deferred_reclaim_throttle_factor: float = Field(1.0, ge=0, le=1000)
+
+    def design_knobs(self) -> dict[str, int | float]:
+        """The ``vfs.designs`` designs' keyword arguments of ``VfsConfig``."""
+        return {k: getattr(self, k) for k in (
+            "evict_async_delay_jiffies", "split_evict_delay_jiffies",
+            "deferred_reclaim_delay_jiffies", "deferred_reclaim_list_limit",
+            "deferred_reclaim_throttle_factor")}
 
     def inodegc_config(self) -> dict[str, int | bool]:
         """Keyword arguments of ``reclaimlab.fs.inodegc.InodegcConfig``."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reclaimlab.sweep.spec import RunSpec, Sweep, SweepError
-from reclaimlab.sweep.store import make_row
+from reclaimlab.sweep.store import DuckDBStore, ParquetStore, make_row
 
 Runner = Callable[[str, "str | None", "int | None", list[str]], dict]
 Rows = Generator[dict[str, Any], None, None]
@@ -243,7 +243,8 @@ class SweepOutcome:
     failed: int  # of those, rows with an error
 
 
-def run_sweep(sweep: Sweep, store, executor: Executor, runner: Runner = default_runner,
+def run_sweep(sweep: Sweep, store: DuckDBStore | ParquetStore, executor: Executor,
+              runner: Runner = default_runner,
               on_row: Callable[[dict[str, Any]], None] | None = None,
               on_start: Callable[[int, int], None] | None = None) -> SweepOutcome:
     """Run the runs missing from ``store`` and commit each row as it arrives.

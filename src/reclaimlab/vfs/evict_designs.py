@@ -1,8 +1,8 @@
 """The eviction design switch (simulator machinery around ``evict``).
 
 ``resolve_design(vfs_design, fs_type)`` fixes, per superblock at mount time, which design applies:
-``sync`` and ``inodegc`` as named, ``native`` → the filesystem type's ``native_design``,
-``passive-ref`` as named. The VFS consults it in exactly one place, ``evict_or_defer``, called by
+``native`` → the filesystem type's ``native_design``, every other design (``vfs.designs``) as
+named. The VFS consults it in exactly one place, ``evict_or_defer``, called by
 ``iput_final`` and ``dispose_list`` (so it covers the final iput from dcache reclaim and the inode
 shrinker alike); filesystems consult it through ``inode_uses_inodegc``.
 
@@ -70,9 +70,21 @@ class PassiveRefQueue:
 
 
 def evict_or_defer(inode: Inode):
-    """The switch: ``evict`` now (sync, inodegc) or queue it with a passive reference."""
-    if inode.i_sb.s_evict_design == "passive-ref":
+    """The switch: ``evict`` now (sync, inodegc, skip-unlinked), queue it with a passive
+    reference (passive-ref), or hand it to the design's own eviction (``vfs.designs``)."""
+    from . import deferred_reclaim, designs, evict_async
+
+    design = inode.i_sb.s_evict_design
+    if design == "passive-ref":
         yield from passive_ref_evict_queue(inode)
+    elif design == "evict-async":
+        yield from evict_async.evict_inode_async(inode)
+    elif design == "split-evict":
+        yield from evict_async.split_evict(inode)
+    elif design == "deferred-reclaim":
+        yield from deferred_reclaim.deferred_reclaim_evict(inode)
+    elif design == "nofail-drop":
+        yield from designs.evict_nofail_drop(inode, vfs_inode.evict)
     else:
         yield from vfs_inode.evict(inode)
 
@@ -124,9 +136,12 @@ def passive_ref_evict_worker(work: Work):
     wake_up(q.wait)
 
 
-def passive_ref_evict_flush(sb: SuperBlock):
-    """Wait until every inode queued on ``sb`` has been evicted (sync, unmount)."""
+def evict_deferred_flush(sb: SuperBlock):
+    """Wait until every inode queued on ``sb`` has been evicted (sync, unmount), by the
+    passive-ref worker or another design's deferred-eviction queue (``vfs.evict_queue``)."""
+    from .evict_queue import evict_queue_flush
+
     q: PassiveRefQueue | None = sb.s_evict
-    if q is None:
-        return
-    yield from wait_event(q.wait, lambda: not q.inodes and q.worker is None)
+    if q is not None:
+        yield from wait_event(q.wait, lambda: not q.inodes and q.worker is None)
+    yield from evict_queue_flush(sb)

@@ -101,7 +101,8 @@ class SuperOperations:
     ``sync_fs(sb, wait)``, ``put_super(sb)``, ``freeze_fs(sb)``, ``unfreeze_fs(sb)``,
     ``free_cached_objects(sb, nr_to_scan)`` (returns freed), ``inactive(inode)`` (inodegc).
     Plain: ``free_inode(inode)``, ``drop_inode(inode) -> bool``, ``statfs(sb) -> dict``,
-    ``nr_cached_objects(sb) -> int``.
+    ``nr_cached_objects(sb) -> int``, ``needs_inactive(inode) -> bool`` (evicting the inode is
+    hard: the designs of ``vfs.designs`` key on it).
     """
 
     alloc_inode: Callable[..., Any] | None = None
@@ -119,6 +120,7 @@ class SuperOperations:
     freeze_fs: Callable[..., Any] | None = None
     unfreeze_fs: Callable[..., Any] | None = None
     inactive: Callable[..., Any] | None = None
+    needs_inactive: Callable[..., Any] | None = None
 
 
 class InodeOperations:
@@ -294,6 +296,7 @@ class SuperBlock:
     ``s_inodes`` (sb list), ``s_inode_hash`` (ino → inode), ``s_inode_lru`` and ``s_dentry_lru``
     are insertion-ordered dicts (LRU order: oldest first). ``s_wb`` is the writeback state
     (``vfs.fs_writeback``), ``s_evict`` the passive-ref eviction queue (``vfs.evict_designs``),
+    ``s_deferred_evict`` the other designs' deferred-eviction queue (``vfs.evict_queue``),
     ``s_evict_design`` the design the switch resolved for this superblock. ``s_fs_info`` belongs
     to the filesystem; ``s_min_folio_order`` is the page-cache folio order for bs > PS."""
 
@@ -318,6 +321,7 @@ class SuperBlock:
         self.s_shrink: Any = None
         self.s_wb: Any = None
         self.s_evict: Any = None
+        self.s_deferred_evict: Any = None
         self.s_evict_design = "sync"
         self.s_mounts = 0
         self.s_dependents: list[SuperBlock] = []

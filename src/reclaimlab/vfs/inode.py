@@ -33,7 +33,7 @@ from reclaimlab.mm.gfp import GFP_KERNEL
 from reclaimlab.mm.slab import kmem_cache_alloc, kmem_cache_free
 from reclaimlab.sim import PF_MEMALLOC, cond_resched, current, wait_event, wake_up
 
-from . import evict_designs, fs_writeback
+from . import designs, evict_designs, fs_writeback
 from .fs import (  # noqa: F401  (re-exported: the inode API in one import)
     I_CLEAR, I_CREATING, I_DIRTY, I_DIRTY_ALL, I_DIRTY_DATASYNC, I_DIRTY_INODE, I_DIRTY_PAGES,
     I_DIRTY_SYNC, I_DIRTY_TIME, I_DONTCACHE, I_FREEING, I_NEW, I_REFERENCED, I_SYNC, I_WILL_FREE,
@@ -327,14 +327,16 @@ def iobj_put(inode: Inode) -> None:
 
 def iput(inode: Inode | None):
     """``iput``: drop a live reference; the last one runs ``iput_final``. A nlink > 0 inode with
-    only ``I_DIRTY_TIME`` gets its timestamps marked dirty first (kernel-semantics §3 rule 1)."""
+    only ``I_DIRTY_TIME`` gets its timestamps marked dirty first (kernel-semantics §3 rule 1),
+    except under ``deferred-reclaim`` (``designs.iput_dirties_lazytime``)."""
     if inode is None or not _check_live(inode, "iput"):
         return
     while True:
         if inode.i_count <= 0:
             inode.i_sb.s_sim.vfs.violation(f"iput: i_count underflow on {inode!r}")
             return
-        if inode.i_count == 1 and inode.i_nlink and inode.i_state & I_DIRTY_TIME:
+        if inode.i_count == 1 and inode.i_nlink and inode.i_state & I_DIRTY_TIME \
+                and designs.iput_dirties_lazytime(inode):
             inode.i_state &= ~I_DIRTY_TIME
             yield from fs_writeback.mark_inode_dirty_sync(inode)
             continue
@@ -398,7 +400,8 @@ def inode_lru_isolate(inode: Inode, dispose: list[Inode]) -> str:
     """``inode_lru_isolate`` (kernel-semantics §3 rule 6): (a) ``i_lock`` trylock — not modelled;
     (b) referenced, any state but ``I_REFERENCED`` ⇒ drop from the LRU; (c) ``I_REFERENCED`` ⇒
     clear and rotate; (d) page cache ⇒ ``invalidate_mapping_pages`` (clean folios), rotate if
-    some remain; (e) ``I_FREEING`` and onto ``dispose``."""
+    some remain; (e) ``I_FREEING`` and onto ``dispose``. Design ``skip-unlinked`` skips a costly
+    inode before (d) when the caller is in reclaim (``designs.lru_isolate_skip``)."""
     from reclaimlab.mm.filemap import invalidate_mapping_pages
 
     lru = inode.i_sb.s_inode_lru
@@ -410,6 +413,8 @@ def inode_lru_isolate(inode: Inode, dispose: list[Inode]) -> str:
         del lru[inode]
         lru[inode] = None
         return LRU_ROTATE
+    if designs.lru_isolate_skip(inode):
+        return LRU_SKIP
     mapping = inode.i_data
     if mapping is not None and mapping.nrpages:
         invalidate_mapping_pages(mapping)
@@ -483,17 +488,31 @@ def clear_inode(inode: Inode) -> None:
     inode.i_state = I_FREEING | I_CLEAR
 
 
-def evict(inode: Inode):
-    """``evict``: take an ``I_FREEING`` inode off the io and sb lists, wait for writeback
-    (``I_SYNC``), run ``->evict_inode`` (or truncate + ``clear_inode``), unhash, wake lookups
-    waiting in ``__wait_on_freeing_inode``, ``destroy_inode``."""
+def evict_begin(inode: Inode):
+    """The start of ``evict``: take an ``I_FREEING`` inode off the io and sb lists, wait for
+    writeback (``I_SYNC``)."""
     sb = inode.i_sb
-    vfs = sb.s_sim.vfs
     if not inode.i_state & I_FREEING or inode in sb.s_inode_lru:
-        vfs.violation(f"evict: {inode!r} not I_FREEING or still on the LRU")
+        sb.s_sim.vfs.violation(f"evict: {inode!r} not I_FREEING or still on the LRU")
     fs_writeback.inode_io_list_del(inode)
     inode_sb_list_del(inode)
     yield from fs_writeback.inode_wait_for_writeback(inode)
+
+
+def evict_end(inode: Inode):
+    """The end of ``evict``: unhash, wake lookups waiting in ``__wait_on_freeing_inode``,
+    ``destroy_inode``."""
+    remove_inode_hash(inode)
+    wake_up(inode.i_sb.s_sim.vfs.inode_wait)
+    yield from destroy_inode(inode)
+
+
+def evict(inode: Inode):
+    """``evict``: ``evict_begin``, ``->evict_inode`` (or truncate + ``clear_inode``),
+    ``evict_end``."""
+    sb = inode.i_sb
+    vfs = sb.s_sim.vfs
+    yield from evict_begin(inode)
     op = sb.s_op
     if op.evict_inode:
         if not inode_uses_inodegc(inode):
@@ -504,9 +523,7 @@ def evict(inode: Inode):
         clear_inode(inode)
     if inode.i_state != I_FREEING | I_CLEAR:
         vfs.violation(f"evict: ->evict_inode left i_state {inode.i_state:#x} on {inode!r}")
-    remove_inode_hash(inode)
-    wake_up(vfs.inode_wait)
-    yield from destroy_inode(inode)
+    yield from evict_end(inode)
 
 
 def destroy_inode(inode: Inode):

@@ -10,7 +10,7 @@ from typing import Any
 
 from reclaimlab.sim import NSEC_PER_SEC, Simulation, WaitQueue
 
-DESIGNS = ("native", "sync", "inodegc", "passive-ref")
+from .designs import DESIGN_NAMES as DESIGNS
 FILP_SLAB_SIZE = 256  # sizeof(struct file)
 
 
@@ -22,6 +22,13 @@ class VfsConfig:
     for the worker when more than ``passive_ref_max_backlog`` inodes are queued (mirrors XFS's
     256), unless ``passive_ref_throttle`` is off or the queuer is in reclaim (``PF_MEMALLOC``) and
     ``passive_ref_exempt_reclaim`` is on.
+
+    ``evict_async_delay_jiffies``, ``split_evict_delay_jiffies``,
+    ``deferred_reclaim_delay_jiffies``: delay of those designs' eviction worker after the first
+    queueing (0: run at once; the proposals say "a workqueue"). ``deferred_reclaim_list_limit``:
+    deferred-list length above which an adder is throttled; ``deferred_reclaim_throttle_factor``:
+    the adder sleeps this many times the measured average deferred-reclaim time of one inode
+    (Jan Kara's RFC; the values are assumptions, the RFC's are not in the model's sources).
     """
 
     design: str = "native"
@@ -32,6 +39,11 @@ class VfsConfig:
     passive_ref_max_backlog: int = 256
     passive_ref_throttle: bool = True
     passive_ref_exempt_reclaim: bool = True
+    evict_async_delay_jiffies: int = 0
+    split_evict_delay_jiffies: int = 0
+    deferred_reclaim_delay_jiffies: int = 0
+    deferred_reclaim_list_limit: int = 256
+    deferred_reclaim_throttle_factor: float = 1.0
     inode_slab_size: int = 600
     dentry_slab_size: int = 192
     syscall_ns: int = 300
@@ -43,6 +55,11 @@ class VfsConfig:
         if self.vfs_cache_pressure < 0 or self.passive_ref_max_backlog < 1:
             raise ValueError("vfs.vfs_cache_pressure must be >= 0 and "
                              "vfs.passive_ref_max_backlog >= 1")
+        if min(self.evict_async_delay_jiffies, self.split_evict_delay_jiffies,
+               self.deferred_reclaim_delay_jiffies, self.deferred_reclaim_throttle_factor) < 0 \
+                or self.deferred_reclaim_list_limit < 0:
+            raise ValueError("vfs: design delays, deferred_reclaim_list_limit and "
+                             "deferred_reclaim_throttle_factor must be >= 0")
 
 
 @dataclass
@@ -71,6 +88,8 @@ class Vfs:
         self.stats = VfsStats()
         self.unlinked: dict[tuple[str, int], None] = {}
         self.violations: list[str] = []
+        self.fs_errors: list[dict[str, Any]] = []
+        self.nofail_drop_depth: dict[int, int] = {}
         self.inode_cachep: Any = None
         self.dentry_cachep: Any = None
         self.filp_cachep: Any = None
@@ -82,6 +101,13 @@ class Vfs:
     def leaked(self) -> list[tuple[str, int]]:
         """Unlinked inodes (sb id, ino) whose blocks were never freed (call after unmount)."""
         return sorted(self.unlinked)
+
+    def fs_error(self, sb: Any, ino: int, error: str, read_only: bool) -> None:
+        """A filesystem reported a metadata error (``ext4_error``): the run result's
+        ``fs_errors`` entry ``{fs, ino, error, read_only}``, ``read_only`` whether the
+        filesystem is read-only after it (errors=remount-ro)."""
+        self.fs_errors.append({"fs": sb.s_id, "ino": ino, "error": error,
+                               "read_only": read_only, "time_ns": self.sim.now})
 
     def violation(self, message: str) -> None:
         """Record a broken lifecycle rule found while running (refcount underflow, use after

@@ -236,7 +236,7 @@ def thaw_super(sb: SuperBlock):
 def sync_filesystem(sb: SuperBlock):
     """``sync_filesystem``: finish deferred evictions (passive-ref), then ``writeback_inodes_sb``
     + ``->sync_fs(0)`` + ``sync_inodes_sb`` + ``->sync_fs(1)``."""
-    yield from evict_designs.passive_ref_evict_flush(sb)
+    yield from evict_designs.evict_deferred_flush(sb)
     yield from fs_writeback.writeback_inodes_sb(sb)
     if sb.s_op.sync_fs:
         yield from sb.s_op.sync_fs(sb, 0)
@@ -262,7 +262,7 @@ def generic_shutdown_super(sb: SuperBlock):
         yield from sync_filesystem(sb)
         sb.s_flags &= ~SB_ACTIVE
         yield from vfs_inode.evict_inodes(sb)
-        yield from evict_designs.passive_ref_evict_flush(sb)
+        yield from evict_designs.evict_deferred_flush(sb)
         if sb.s_op.put_super:
             yield from sb.s_op.put_super(sb)
         if sb.s_inodes:

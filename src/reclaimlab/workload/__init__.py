@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Callable, Generator
 
+from reclaimlab.workload import specs  # noqa: F401  (first: its union imports recipe)
 from reclaimlab.workload.base import Context, GroupStats
 
 __all__ = ["Context", "GroupStats", "programs"]
@@ -18,8 +19,9 @@ def programs() -> dict[str, Callable[..., Generator]]:
     from reclaimlab.workload.files import (create_unlink, page_cache, periodic, rm_rf,
                                            timestamp_churn, xattr_churn)
     from reclaimlab.workload.memory import anon_hog, large_alloc
+    from reclaimlab.workload.recipe import recipe
 
     return {"anon_hog": anon_hog, "large_alloc": large_alloc, "page_cache": page_cache,
             "create_unlink": create_unlink, "rm_rf": rm_rf, "container_churn": container_churn,
             "timestamp_churn": timestamp_churn, "xattr_churn": xattr_churn,
-            "periodic": periodic}
+            "periodic": periodic, "recipe": recipe}

@@ -172,8 +172,11 @@ class LargeAlloc(WorkloadBase):
     gfp: str = "GFP_KERNEL"
 
 
+# The recipe kind lives with its program (its steps are models too); it extends WorkloadBase.
+from reclaimlab.workload.recipe import Recipe  # noqa: E402
+
 WorkloadSpec = Annotated[
     AnonHog | PageCache | CreateUnlink | RmRf | ContainerChurn | TimestampChurn | XattrChurn
-    | Periodic | LargeAlloc,
+    | Periodic | LargeAlloc | Recipe,
     Field(discriminator="kind"),
 ]

@@ -36,6 +36,7 @@ from reclaimlab.sim import (
 )
 from reclaimlab.vfs import inode as vfs_inode
 from reclaimlab.vfs.errors import KernelError
+from reclaimlab.vfs.fs import INODE_FREED_MARK
 
 XFS_LOOKUP_BATCH = 32
 
@@ -225,6 +226,8 @@ def xfs_inode_free(mp: xfs_mount, ip: xfs_inode) -> None:
     xfs_inode_clean(mp, ip)
     kmem_cache_free(mp.m_inode_cache, ip.i_xfs_slab)
     ip.i_xfs_slab = None
+    ip.i_state |= INODE_FREED_MARK           # any later use is reported by the VFS
+    vfs_inode.note_inode_freed(ip)
 
 
 def xfs_reclaim_inodes_count(mp: xfs_mount) -> int:
