@@ -287,3 +287,22 @@ def test_nested_lock_annotations_reach_lockdep_with_their_subclass():
     sim.spawn(rmdir(), "rm")
     sim.run()
     assert seen == [1, 2]
+
+
+def test_close_unwinds_live_tasks_as_themselves():
+    sim = Simulation()
+    m = Mutex("m")
+    unwound = []
+
+    def holder():
+        yield from mutex_lock(m)
+        try:
+            yield 10**12
+        finally:
+            mutex_unlock(m)  # needs current() to be this task
+            unwound.append(current().comm)
+
+    sim.spawn(holder(), "holder")
+    sim.run(until=100)
+    sim.close()
+    assert unwound == ["holder"] and m.owner is None and current() is None

@@ -50,7 +50,9 @@ def simulate(scenario: str, design: str | None = None, seed: int | None = None,
         built.sim.add_observer(tracer)
     m.run_machine(built, progress)
     result = m.collect(built, loaded.name, seed, m.wall_clock() - started)
-    return Simulated(result, tracer.trace() if tracer is not None else None)
+    traced = tracer.trace() if tracer is not None else None
+    built.sim.close()
+    return Simulated(result, traced)
 
 
 def run_scenario(scenario: str, design: str | None = None, seed: int | None = None,

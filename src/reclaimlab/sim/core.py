@@ -530,6 +530,24 @@ class Simulation:
         if self._obs:
             self.emit("exit", task)
 
+    def close(self) -> None:
+        """Discard a finished or abandoned run: close every live task's generator as that task
+        (so ``finally`` blocks in modelled code run with their ``current``), ignoring what they
+        raise — nothing of the run is observed any more."""
+        global _current
+        self._obs = ()
+        for task in list(self.tasks.values()):
+            if task.gen is None:
+                continue
+            self.current = _current = task
+            try:
+                task.gen.close()
+            except Exception:  # noqa: BLE001 - unwinding an abandoned run
+                pass
+            task.gen = None
+            task.state = "X"
+        self.current = _current = None
+
     # ----------------------------------------------------------------- introspection
     def blocked_tasks(self) -> list[BlockedInfo]:
         """Every task waiting on something: what, who holds it, since when, and its stack."""
@@ -547,43 +565,43 @@ class Simulation:
 
 
 # ------------------------------------------------------------------- allocation scopes
-def memalloc_nofs_save() -> int:
-    """``memalloc_nofs_save``: allocations in this scope lose ``__GFP_FS``; returns the old bit."""
+def _scope_save(flag: int) -> int:
     t = _current
-    old = t.flags & PF_MEMALLOC_NOFS
-    t.flags |= PF_MEMALLOC_NOFS
+    old = t.flags & flag
+    t.flags |= flag
     return old
 
 
-def memalloc_nofs_restore(old: int) -> None:
+def _scope_restore(flag: int, old: int) -> None:
     t = _current
-    t.flags = (t.flags & ~PF_MEMALLOC_NOFS) | old
+    t.flags = (t.flags & ~flag) | old
+
+
+def memalloc_nofs_save() -> int:
+    """``memalloc_nofs_save``: allocations in this scope lose ``__GFP_FS``; returns the old bit."""
+    return _scope_save(PF_MEMALLOC_NOFS)
+
+
+def memalloc_nofs_restore(old: int) -> None:
+    _scope_restore(PF_MEMALLOC_NOFS, old)
 
 
 def memalloc_noio_save() -> int:
     """``memalloc_noio_save``: allocations in this scope lose ``__GFP_IO|__GFP_FS``."""
-    t = _current
-    old = t.flags & PF_MEMALLOC_NOIO
-    t.flags |= PF_MEMALLOC_NOIO
-    return old
+    return _scope_save(PF_MEMALLOC_NOIO)
 
 
 def memalloc_noio_restore(old: int) -> None:
-    t = _current
-    t.flags = (t.flags & ~PF_MEMALLOC_NOIO) | old
+    _scope_restore(PF_MEMALLOC_NOIO, old)
 
 
 def memalloc_noreclaim_save() -> int:
     """``memalloc_noreclaim_save``: set ``PF_MEMALLOC`` (no reclaim recursion, reserves)."""
-    t = _current
-    old = t.flags & PF_MEMALLOC
-    t.flags |= PF_MEMALLOC
-    return old
+    return _scope_save(PF_MEMALLOC)
 
 
 def memalloc_noreclaim_restore(old: int) -> None:
-    t = _current
-    t.flags = (t.flags & ~PF_MEMALLOC) | old
+    _scope_restore(PF_MEMALLOC, old)
 
 
 # ------------------------------------------------------------------- sleeping

@@ -18,7 +18,7 @@ with no stopping condition. ``check_recipe_paths(scenario)`` rejects paths outsi
 the scenario (or an earlier ``mount`` step) declares.
 
 Simplified: a hog is a child process (``fork`` + faulting anonymous memory) that exits, freeing
-its memory, as soon as its condition holds; ``append`` models ``O_APPEND`` by writing from the
+its memory, as soon as its condition holds (or holds it until the recipe ends); ``append`` models ``O_APPEND`` by writing from the
 end of the file; ``drop_caches`` and the sysctls act at once, as writing /proc does.
 """
 
@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from reclaimlab.check import Checks
 from reclaimlab.mm.anon import do_anonymous_page, exit_mmap, get_task_mm
 from reclaimlab.mm.page_alloc import alloc_pages, free_pages, setup_per_zone_wmarks
-from reclaimlab.sim import NSEC_PER_MSEC, NSEC_PER_SEC, Run, current
+from reclaimlab.sim import (NSEC_PER_MSEC, NSEC_PER_SEC, Run, WaitQueue, current, wait_event,
+                           wake_up)
 from reclaimlab.vfs import syscalls as sys
 from reclaimlab.vfs.errors import KernelError, unwinding
 from reclaimlab.workload.memory import resolve_gfp
@@ -46,8 +47,6 @@ SYSCTLS = {
 }
 # Size a read of "the whole file" asks for (generic_file_read stops at i_size).
 WHOLE_FILE = 1 << 62
-# How often a parent polls its hog child (``wait4`` is an interruptible sleep).
-HOG_WAIT_NS = NSEC_PER_MSEC
 # Names every recipe may use in paths without a ``repeat`` defining them.
 PREDEFINED_VARS = ("task",)
 
@@ -242,7 +241,9 @@ class Sleep(Step):
 class Hog(Step):
     """A child process faulting in anonymous memory ``step_kb`` at a time until a condition
     holds: ``until_bfree`` (free blocks of ``until_path`` at least a number or a ``save``d
-    statfs value), ``max_steps``, or ``until_oom`` (the OOM killer chose it); then it exits."""
+    statfs value), ``max_steps``, or ``until_oom`` (the OOM killer chose it); then it exits —
+    or, with ``hold``, keeps its memory until the recipe ends (``stress-ng --vm-hang``) while
+    the recipe goes on."""
     op: Literal["hog"]
     step_kb: int = Field(1024, ge=4)
     interval_ms: float = Field(0.0, ge=0)
@@ -250,6 +251,7 @@ class Hog(Step):
     until_bfree: int | str | None = None
     until_path: str | None = Field(None, pattern=PATH)
     until_oom: bool = False
+    hold: bool = False
 
     @model_validator(mode="after")
     def _stops(self) -> "Hog":
@@ -386,6 +388,9 @@ class RecipeRun:
         self.saved: dict[str, int] = {}
         self.overlays: dict[str, dict[str, str]] = {}
         self.log: dict[str, Any] = {"task": comm, "completed": False, "steps": []}
+        # the recipe's process exited: children holding memory (hog ``hold``) exit too
+        self.done = False
+        self.exited = WaitQueue(f"{comm}-exit")
 
     def fmt(self, template: str) -> str:
         return template.format(**self.vars)
@@ -399,6 +404,8 @@ def recipe(spec: Recipe, ctx: Any) -> Generator:
     if (yield from run_steps(run, spec.steps, "")):
         run.log["completed"] = True
     yield from close_all(run)
+    run.done = True
+    wake_up(run.exited)
     ctx.stats.finished += 1
 
 
@@ -685,17 +692,20 @@ def step_sleep(run: RecipeRun, step: Sleep) -> Generator:
 
 
 def step_hog(run: RecipeRun, step: Hog) -> Generator:
-    """``fork`` a hog child, ``wait4`` for it; returns what stopped it."""
+    """``fork`` a hog child and wait (interruptibly) until its condition held; returns what
+    stopped it."""
     task = current()
     outcome: dict[str, Any] = {}
-    child = task.sim.spawn(hog_child(run, step, outcome), f"{task.comm}-hog")
-    while child.state != "X":
-        yield HOG_WAIT_NS
+    reported = WaitQueue(f"{task.comm}-hog")
+    task.sim.spawn(hog_child(run, step, outcome, reported), f"{task.comm}-hog")
+    yield from wait_event(reported, lambda: "stopped_by" in outcome, state="S")
     return outcome
 
 
-def hog_child(run: RecipeRun, step: Hog, outcome: dict[str, Any]) -> Generator:
-    """The hog process: fault in ``step_kb`` per step until a condition holds, then exit."""
+def hog_child(run: RecipeRun, step: Hog, outcome: dict[str, Any], reported: WaitQueue
+              ) -> Generator:
+    """The hog process: fault in ``step_kb`` per step until a condition holds, report to the
+    parent, then exit — or, with ``hold``, keep the memory until the recipe ends."""
     task = current()
     mm = get_task_mm(task)
     pages = max(1, step.step_kb * 1024 // task.sim.pgdat.page_size)
@@ -720,6 +730,9 @@ def hog_child(run: RecipeRun, step: Hog, outcome: dict[str, Any]) -> Generator:
         if step.interval_ms:
             yield int(step.interval_ms * NSEC_PER_MSEC)
     outcome.update({"stopped_by": stopped, "steps": steps, "peak_pages": peak, "bfree": bfree})
+    wake_up(reported)
+    if step.hold and stopped != "oom":
+        yield from wait_event(run.exited, lambda: run.done or task.oom_killed, state="S")
     exit_mmap(mm)
 
 
