@@ -5,15 +5,16 @@ schedule from the start, and with ``--fork``, sharing prefixes through fork(2)) 
 for at most ``--budget`` schedules or ``--seconds`` of host time each (a forked ``dfs`` is bounded
 by the budget only), looking for every property except ``oom``; a violation ends a run early, as
 in ``explore``. Abstract time with the bounds docs/explore.md gives for ``mini-overlay``
-(``--window``, ``--start``; ``--preemptions 2``, ``--max-depth 50``). Prints one line per run, or
-one JSON object with ``--json``::
+(``--start 24000000 --preemptions 1``, depth 50, any pending event eligible). Prints one line per
+run, or one JSON object with ``--json``::
 
     {"python": str, "scenario": str, "target_schedules_per_min": 20000,
      "runs": [{"design", "strategy", "fork", "schedules", "wall_s", "schedules_per_min",
                "states", "distinct_states", "distinct_states_per_s", "complete", "violation"}]}
 
 Usage: python benchmarks/explore.py [--scenario S] [--designs D1,D2] [--strategies S1,S2]
-                                    [--budget N] [--seconds T] [--window NS] [--start NS] [--json]
+                                    [--budget N] [--seconds T] [--window NS] [--start NS]
+                                    [--preemptions N] [--json]
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ class TimeBudget:
 
 
 def bench(scenario: str, design: str, strategy: str, fork: bool, budget: int,
-          seconds: float, time_mode: TimeMode) -> dict:
+          seconds: float, time_mode: TimeMode, preemptions: int) -> dict:
     target = make_target(scenario, design)
-    inner = make_strategy(strategy, seed=1, fork=fork, time_mode=time_mode)
+    inner = make_strategy(strategy, seed=1, fork=fork, time_mode=time_mode,
+                          preemptions=preemptions)
     # a forked dfs runs in children that never return to this loop: bound it by budget only
     strat = inner if fork else TimeBudget(inner, seconds)
     stats = explore(target, strat, budget=budget)
@@ -78,8 +80,9 @@ def main() -> None:
     ap.add_argument("--strategies", default="dfs,dfs-fork,random")
     ap.add_argument("--budget", type=int, default=5000)
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--window", type=int, default=100_000, help="ns; -1: unbounded")
-    ap.add_argument("--start", type=int, default=20_000_000, help="ns")
+    ap.add_argument("--window", type=int, default=-1, help="ns; -1: any pending event")
+    ap.add_argument("--start", type=int, default=24_000_000, help="ns")
+    ap.add_argument("--preemptions", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     time_mode = TimeMode(True, None if args.window < 0 else args.window, args.start)
@@ -89,7 +92,7 @@ def main() -> None:
             strategy, fork = name.removesuffix("-fork"), name.endswith("-fork")
             assert strategy in STRATEGIES, name
             row = bench(args.scenario, design, strategy, fork, args.budget, args.seconds,
-                        time_mode)
+                        time_mode, args.preemptions)
             runs.append(row)
             if not args.json:
                 print(f"{args.scenario:>14} {design:>12} {name:>9}: {row['schedules']:>7,} "
@@ -100,6 +103,7 @@ def main() -> None:
         print(json.dumps({"python": platform.python_version(), "scenario": args.scenario,
                           "time_mode": {"window_ns": time_mode.window,
                                         "start_ns": time_mode.start},
+                          "preemptions": args.preemptions,
                           "target_schedules_per_min": TARGET_SCHEDULES_PER_MIN,
                           "runs": runs}, indent=2))
 

@@ -96,29 +96,30 @@ def test_no_choice_point_before_the_start_time():
     assert late.digest == early.digest  # the defaults are the same schedule
 
 
-def test_abandoned_runs_do_not_report_generator_exit_noise(monkeypatch):
+def test_abandoned_runs_are_unwound_as_their_tasks(monkeypatch):
     import gc
     import sys
 
-    from reclaimlab.explore.target import quiet_abandoned_generators
+    from reclaimlab.explore import ModelTarget, explore
+    from reclaimlab.explore.strategies import DFSStrategy
+    from reclaimlab.sim import current, mutex_lock, mutex_unlock, Mutex
 
-    seen = []
+    seen, unwound = [], []
     monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(str(u.exc_value)))
-    quiet_abandoned_generators()
 
-    def stubborn():
+    def stubborn(m):
+        yield from mutex_lock(m)
         try:
-            yield 1
+            yield 10**12  # never reached: the run stops at the other task's deadlock
         finally:
-            yield 2  # a modelled function releasing something with a yield in finally
+            unwound.append(current().comm)
+            mutex_unlock(m)
+            yield 1  # releasing something with a yield in finally
 
-    class Noisy:
-        def __del__(self):
-            raise ValueError("other unraisable")
+    def build(sim):
+        m = Mutex("m")
+        sim.spawn(stubborn(m), "stubborn")
 
-    gen = stubborn()
-    next(gen)
-    del gen
-    Noisy()
+    explore(ModelTarget("stubborn", build, until=5), DFSStrategy(), budget=3)
     gc.collect()
-    assert seen == ["other unraisable"]
+    assert unwound == ["stubborn"] and seen == []

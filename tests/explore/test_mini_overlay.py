@@ -37,3 +37,39 @@ def test_timed_dfs_on_mini_overlay_runs_within_its_bounds(sync_target):
     stats = explore(sync_target, DFSStrategy(time_mode=TIMED, preemptions=1), budget=6)
     assert 1 <= stats.schedules <= 6
     assert stats.distinct_states >= 1
+
+
+# The bounds docs/explore.md gives for mini-overlay, with a shallower depth to stay fast: no
+# choice before 24 ms (the plain schedule's first kswapd wake-up is just after), abstract time
+# with any pending event eligible, one deviation from the default schedule.
+BOUNDS = ["--start", "24000000", "--preemptions", "1", "--max-depth", "10"]
+
+
+def test_sync_dfs_finds_a_shrunk_replayable_violation(tmp_path, capsys):
+    import json
+
+    from reclaimlab.explore.cli import main
+
+    out = tmp_path / "sync.cex.json"
+    assert main(["explore", "mini-overlay", "--design", "sync", *BOUNDS, "--json", "--quiet",
+                 "--out", str(out)]) == 0
+    v = json.loads(capsys.readouterr().out)["violation"]
+    assert v is not None and v["kind"] == "nofail_in_reclaim"
+    assert v["preemptions"] == 1 and "kswapd" in v["finding"]["task"]
+    assert main(["replay", str(out), "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["digest"] == v["digest"] and run["replay"]["reproduced"]
+    assert [w["kind"] for w in run["warnings"]][:1] == ["nofail_in_reclaim"]
+
+
+@pytest.mark.parametrize("design", ["passive-ref", "inodegc"])
+def test_deferred_designs_exhaust_the_same_bounds_without_violation(design, capsys):
+    import json
+
+    from reclaimlab.explore.cli import main
+
+    assert main(["explore", "mini-overlay", "--design", design, *BOUNDS, "--json",
+                 "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["violation"] is None and result["complete"] is True
+    assert result["schedules"] > 1 and result["distinct_states"] > 1

@@ -43,8 +43,6 @@ def test_sync_evicts_in_reclaim_and_closes_a_lockdep_cycle(runs, seed):
     assert r["inodes"]["evicted_in_reclaim"] > 0
 
 
-@pytest.mark.xfail(strict=False, reason="the evicted inodes' inode-table buffers are still cached "
-                   "at eviction in a run this short, so sb_getblk never allocates (see report)")
 @pytest.mark.parametrize("seed", SEEDS)
 def test_sync_warns_nofail_in_reclaim(runs, seed):
     assert "nofail_in_reclaim" in kinds(runs["sync", seed])

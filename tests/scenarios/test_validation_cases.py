@@ -42,7 +42,6 @@ def test_nofail_reclaim_has_the_w2_w4_stack():
         assert frame in stack, (frame, found[0]["stack"])
 
 
-@PENDING
 def test_bs_gt_ps_64k_blocks_are_costly_nofail():
     r64, r4 = run_many([("bs-gt-ps", "sync", ["fs.0.block_size=65536"]),
                         ("bs-gt-ps", "sync", ["fs.0.block_size=4096"])])

@@ -64,7 +64,8 @@ path = "/mnt/a"
 op = "repeat"
 var = "i"
 count = 2
-steps = [ { op = "create", path = "/mnt/a/f{i}" }, { op = "unlink", path = "/mnt/a/r{round}_L{i}" } ]
+steps = [ { op = "create", path = "/mnt/a/f{i}" },
+          { op = "unlink", path = "/mnt/a/r{round}_L{i}" } ]
 """)
     assert err.key == "workload.0.steps.1.steps.1"
     assert "{round}" in str(err) and "no enclosing repeat" in str(err)
@@ -273,8 +274,7 @@ def test_every_step_is_recorded_in_order_with_its_loop_variables(steps_run):
 
 
 def test_values_read_are_recorded(steps_run):
-    creates = [s for s in by_op(steps_run, "create")]
-    assert [s["value"] for s in creates] == [40960] * 3
+    assert [s["value"] for s in by_op(steps_run, "create")] == [40960] * 3
     assert by_op(steps_run, "append")[0]["value"] == 4096
     assert by_op(steps_run, "stat")[0]["value"]["size"] == 45056   # appended at the end
     assert by_op(steps_run, "read")[0]["value"] == 40960
@@ -290,6 +290,12 @@ def test_errors_are_returned_to_the_step_and_expected_ones_marked(steps_run):
     assert unlinks[0]["error"] is None
     assert unlinks[1]["error"] == "ENOENT" and not unlinks[1]["expected"]
     assert steps_run["workloads"]["r"]["errors"] == {"ENOENT": 1}
+
+
+def test_a_recipe_run_is_deterministic(steps_run, tmp_path):
+    again = run_scenario(scenario_file(tmp_path, STEPS), design="sync")
+    assert again["digest"] == steps_run["digest"]
+    assert again["recipe"] == steps_run["recipe"]
 
 
 def test_sysctl_recomputes_the_watermarks(tmp_path):
@@ -393,3 +399,117 @@ target = "/mnt/ovl/d2"
     steps = result["recipe"][0]["steps"]
     assert [s["error"] for s in steps] == [None] * 8 + ["ENOENT", None]
     assert steps[6]["value"]["size"] == 4096
+
+
+def test_unknown_key_of_a_nested_step_names_the_keys_it_takes(tmp_path):
+    err = load_error(tmp_path, """
+[[workload.steps]]
+op = "repeat"
+var = "i"
+count = 1
+steps = [ { op = "create", path = "/mnt/f{i}", sise = 4096 } ]
+""")
+    assert err.key == "workload.0.steps.0.steps.0.sise"
+    assert "'create' step" in str(err) and "size" in str(err)
+
+
+def test_tasks_run_the_recipe_concurrently_in_their_own_paths(tmp_path):
+    text = HEAD.replace('name = "r"', 'name = "r"\ntasks = 2') + """
+[[workload.steps]]
+op = "mkdir"
+path = "/mnt/t{task}"
+
+[[workload.steps]]
+op = "create"
+path = "/mnt/t{task}/f"
+size = 8192
+fsync = true
+
+[[workload.steps]]
+op = "stat"
+path = "/mnt/t{task}/f"
+
+[run]
+duration_ms = 200.0
+"""
+    path = tmp_path / "two.toml"
+    path.write_text(text)
+    result = run_scenario(str(path), design="sync")
+    logs = sorted(result["recipe"], key=lambda log: log["task"])
+    assert [log["task"] for log in logs] == ["r-0", "r-1"]
+    assert all(s["error"] is None for log in logs for s in log["steps"])
+    inos = {log["steps"][2]["value"]["ino"] for log in logs}
+    assert len(inos) == 2
+
+
+def test_block_filesystem_mounted_mid_run(tmp_path):
+    text = HEAD.replace('[[fs]]', '[[device]]\nname = "vdb"\ntype = "ramdisk"\n\n[[fs]]', 1) + """
+[[workload.steps]]
+op = "mount"
+fstype = "ext4"
+source = "vdb"
+target = "/second"
+
+[[workload.steps]]
+op = "statfs"
+path = "/second"
+
+[[workload.steps]]
+op = "create"
+path = "/second/g"
+size = 4096
+fsync = true
+
+[[workload.steps]]
+op = "statfs"
+path = "/second"
+
+[[workload.steps]]
+op = "umount"
+target = "/second"
+
+[[workload.steps]]
+op = "stat"
+path = "/second/g"
+expect_error = "ENOENT"
+
+[run]
+duration_ms = 200.0
+"""
+    path = tmp_path / "second.toml"
+    path.write_text(text)
+    check_recipe_paths(load_scenario(str(path)).scenario)
+    steps = run_scenario(str(path), design="sync")["recipe"][0]["steps"]
+    assert [s["error"] for s in steps] == [None] * 5 + ["ENOENT"]
+    assert steps[1]["value"] - steps[3]["value"] == 1      # one 4 KiB block
+
+
+def test_drop_caches_evicts_in_the_writers_context(tmp_path):
+    from reclaimlab.scenario import machine as m
+
+    loaded = load_scenario(scenario_file(tmp_path, """
+[[workload.steps]]
+op = "repeat"
+var = "i"
+count = 64
+steps = [ { op = "create", path = "/mnt/f{i}", size = 4096 } ]
+
+[[workload.steps]]
+op = "sync"
+
+[[workload.steps]]
+op = "drop_caches"
+mode = 2
+"""))
+    built = m.build_machine(loaded.scenario, "sync", 0)
+    evicted_by: list[str] = []
+
+    class Evictions:
+        def event(self, kind, task, obj, info):
+            if kind == "inode_evicted":
+                evicted_by.append(task.comm if task is not None else "")
+
+    built.sim.add_observer(Evictions())
+    m.run_machine(built)
+    assert evicted_by.count("r-0") >= 64         # the writer itself, before shutdown
+    assert "kswapd0" not in evicted_by

@@ -40,6 +40,12 @@ def test_examples_load_and_every_path_is_on_a_mount(path):
     check_recipe_paths(load_scenario(path).scenario)
 
 
+def test_w1_sync_hog_stops_when_the_free_blocks_are_back(w1):
+    hog = steps(w1["sync"], "hog")[0]["value"]
+    base = steps(w1["sync"], "statfs")[0]["value"]
+    assert hog["stopped_by"] == "bfree" and hog["bfree"] == base
+
+
 def test_w1_sync_warns_from_kswapd_evicting_through_the_overlay_dentry(w1):
     warns = nofail_in_reclaim(w1["sync"])
     assert warns and all(w["task"].startswith("kswapd0") for w in warns)
@@ -78,7 +84,7 @@ def test_w1_space_of_the_unlinked_files_is_back_before_unmount(w1, design):
     assert result["inodes"]["leaked"] == 0 and result["invariants"]["ok"]
 
 
-def test_w4_sync_direct_reclaim_evicts_cached_inodes(w4):
+def test_w4_sync_reclaim_evicts_cached_inodes(w4):
     result = w4["sync"]
     assert result["inodes"]["evicted_in_reclaim"] > 0
 

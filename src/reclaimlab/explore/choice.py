@@ -5,8 +5,8 @@ A run of the simulator is deterministic given its seed, except where the runtime
 (``policy.choose``), and, in abstract-time mode, which pending timed event — a sleep's end, a CPU
 burst's end, a device completion, a delayed work's timer, a wait's timeout — fires next
 (``policy.choose_timer``). ``ChoicePolicy`` implements both hooks through one ``pick`` and records
-every answer, so a run is fully described by (scenario, design, seed, choice list) and replaying
-the list reproduces it exactly. Index 0 is always the runtime's default (FIFO for tasks, earliest
+every answer, so a run is fully described by (scenario, design, seed, overrides, time mode,
+choice list) and replaying the list reproduces it exactly. Index 0 is always the runtime's default (FIFO for tasks, earliest
 for timers): a choice list is a list of deviations from the plain run, and a list of zeros, or an
 empty list, is the plain run itself.
 

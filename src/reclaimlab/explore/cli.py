@@ -100,6 +100,7 @@ def run_explore(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     prop = stats.found.prop
     choices, outcome, runs = shrink(target, stats.found.outcome.policy.choices, prop,
                                     time_mode, args.shrink_runs)
+    stats.found.outcome.discard()
     finding = outcome.violations([prop])[0][1]
     cex = Counterexample(target.scenario, target.design, target.seed, choices, prop,
                          finding.kind, outcome.digest, list(target.overrides),
@@ -111,7 +112,8 @@ def run_explore(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         "preemptions": sum(1 for c in choices if c), "shrink_runs": runs,
         "message": finding.message,
     }
-    report, _ = describe(cex, target)
+    outcome.discard()
+    report = describe(cex, target)[0]
     return result, (f"{head}\nVIOLATION ({prop}): {finding.message}\n"
                     f"shrunk in {runs} runs to {len(choices)} choices, "
                     f"{result['violation']['preemptions']} deviating from the default schedule\n"
@@ -126,8 +128,11 @@ def describe(cex: Counterexample, target: Any = None) -> tuple[str, Outcome]:
     splats = "\n".join(f.text for f in outcome.findings)
     focus = [f.task for f in outcome.findings]
     focus += [e["task"] for f in outcome.findings for e in f.data.get("cycle", [])]
-    return (f"{splats}\n\ninterleaving (one column per task):\n"
-            f"{render_timeline(rec.rows, outcome.policy.labels, focus)}"), outcome
+    text = (f"{splats}\n\ninterleaving (one column per task):\n"
+            f"{render_timeline(rec.rows, outcome.policy.labels, focus)}")
+    outcome.result  # built before the run is unwound
+    outcome.discard()
+    return text, outcome
 
 
 def cmd_explore(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .choice import ChoicePolicy, TimeMode
-from .target import Outcome, Target, quiet_abandoned_generators, run_schedule, stop_kinds
+from .target import Outcome, Target, run_schedule, stop_kinds
 from .toys import TOYS, toy_target
 
 FORMAT = "reclaimlab-counterexample/1"
@@ -87,7 +87,6 @@ class Counterexample:
 def replay(cex: Counterexample, observers: Sequence[Any] = (),
            target: Target | None = None) -> Outcome:
     """Re-run the counterexample's schedule exactly."""
-    quiet_abandoned_generators()
     if target is None:
         target = make_target(cex.scenario, cex.design, cex.seed, cex.overrides)
     policy = ChoicePolicy(prefix=cex.choices, time_mode=cex.time_mode)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from .choice import ABSTRACT, ChoicePolicy, TimeMode
-from .target import Outcome, Target, quiet_abandoned_generators, run_schedule, stop_kinds
+from .target import Outcome, Target, run_schedule, stop_kinds
 
 #: deleting single entries of a longer list costs more runs than it usually saves
 MAX_DELETE_LEN = 64
@@ -65,7 +65,6 @@ def run_choices(target: Target, choices: list[int], prop: str,
 def shrink(target: Target, choices: list[int], prop: str, time_mode: TimeMode = ABSTRACT,
            max_runs: int = 300) -> tuple[list[int], Outcome, int]:
     """The smallest choice list found that still violates ``prop``, its outcome, runs spent."""
-    quiet_abandoned_generators()
     best_outcome = run_choices(target, choices, prop, time_mode)
     runs = 1
     if not best_outcome.violations([prop]):
@@ -84,8 +83,10 @@ def shrink(target: Target, choices: list[int], prop: str, time_mode: TimeMode = 
             runs += 1
             got = normalize(outcome.policy.choices)
             if outcome.violations([prop]) and sort_key(got) < sort_key(best):
+                best_outcome.discard()
                 best, best_outcome, improved = got, outcome, True
                 break
+            outcome.discard()
             if runs >= max_runs:
                 break
     return best, best_outcome, runs

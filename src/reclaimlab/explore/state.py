@@ -20,6 +20,7 @@ accumulates over the run, is not part of the state either.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from reclaimlab.sim import Simulation
@@ -48,23 +49,31 @@ def _frames(gen: Any) -> tuple:
     return tuple(out)
 
 
+_SLOTS: dict[type, tuple[str, ...]] = {}
+_SIZED = (list, dict, tuple, set, deque)
+
+
+def _slots(cls: type) -> tuple[str, ...]:
+    names = _SLOTS.get(cls)
+    if names is None:
+        names = _SLOTS[cls] = tuple(dict.fromkeys(
+            n for c in cls.__mro__ for n in getattr(c, "__slots__", ()) if n != "__dict__"))
+    return names
+
+
 def object_summary(obj: Any) -> tuple:
     """A model object's plain fields, and the length of its containers (lists, dicts, queues):
-    a cheap fingerprint for objects that do not expose one of their own."""
-    names = list(getattr(obj, "__dict__", {}))
-    for cls in type(obj).__mro__:
-        names += [n for n in getattr(cls, "__slots__", ()) if n not in names]
-    out = []
-    for n in names:
-        v = getattr(obj, n, None)
-        if isinstance(v, _PLAIN):
-            out.append((n, v))
-        elif hasattr(v, "__len__") and not isinstance(v, (bytes, bytearray, memoryview)):
-            try:
-                out.append((n, len(v)))
-            except TypeError:
-                pass
-    return tuple(out)
+    a cheap fingerprint for objects that do not expose one of their own. Fields are taken in
+    their (deterministic) definition order, values only."""
+    d = getattr(obj, "__dict__", None)
+    values = list(d.values()) if d else []
+    values += [getattr(obj, n, None) for n in _slots(type(obj))]
+    return tuple(v if type(v) in _PLAIN_TYPES else len(v)
+                 for v in values if type(v) in _PLAIN_TYPES or type(v) in _SIZED_TYPES)
+
+
+_PLAIN_TYPES = frozenset(_PLAIN)
+_SIZED_TYPES = frozenset(_SIZED)
 
 
 def _hooks(sim: Simulation) -> tuple:
@@ -96,3 +105,32 @@ def canonical_state(sim: Simulation) -> tuple:
 def state_hash(sim: Simulation) -> int:
     """Hash of ``canonical_state`` (64 bits; stable within one process)."""
     return hash(canonical_state(sim))
+
+
+class StateHasher:
+    """``state_hash`` for the successive choice points of one run, caching each task's part.
+
+    A task's signature changes only when the task itself runs — which always changes its wait
+    sequence number (``Task.wseq``: bumped at every park, wake, sleep and CPU burst) or its
+    state — or when someone changes its flags; so (wseq, state, flags) keys the cache. The hash
+    equals ``state_hash`` up to how the parts are combined.
+    """
+
+    def __init__(self) -> None:
+        self.cache: dict[int, tuple[int, str, int, int]] = {}
+
+    def task_hash(self, task: Any) -> int:
+        hit = self.cache.get(task.pid)
+        if hit is not None and hit[0] == task.wseq and hit[1] == task.state \
+                and hit[2] == task.flags:
+            return hit[3]
+        h = hash(task_signature(task))
+        self.cache[task.pid] = (task.wseq, task.state, task.flags, h)
+        return h
+
+    def __call__(self, sim: Simulation) -> int:
+        now = sim.now
+        tasks = tuple((t.comm, self.task_hash(t)) for t in sim.tasks.values())
+        ready = tuple(t.pid for t, _ in sim._ready)
+        timers = tuple((e[0] - now, option_label(e)) for e in sim._live_timers())
+        return hash((now, tasks, ready, timers, _hooks(sim)))

@@ -32,12 +32,12 @@ from typing import Any, Callable, Sequence, TextIO
 from reclaimlab.sim import Simulation
 
 from .choice import ABSTRACT, TASK, ChoicePolicy, TimeMode, option_label, option_owner
-from .state import state_hash, task_signature
-from .target import (
-    DEFAULT_PROPERTIES, Outcome, Target, quiet_abandoned_generators, run_schedule, stop_kinds,
-)
+from .state import StateHasher
+from .target import DEFAULT_PROPERTIES, Outcome, Target, run_schedule, stop_kinds
 
 STRATEGIES = ("random", "pct", "dfs")
+#: dfs hashes every TAIL_STRIDE-th choice point of a schedule's tail (past its bounds)
+TAIL_STRIDE = 1
 
 
 class NondeterminismError(RuntimeError):
@@ -152,6 +152,7 @@ class DFSStrategy:
         self.time_mode = time_mode
         self.state_hashing = state_hashing
         self.symmetry = symmetry
+        self.tail_stride = TAIL_STRIDE
         self.root = Node()
         self.visited: dict[int, tuple[int, int]] = {}  # state -> best (preemptions, depth) left
         self.states = 0
@@ -172,11 +173,13 @@ class DFSStrategy:
         self.path = []
         self.node: Node | None = self.root
         self.used = 0
+        self.tail_steps = -1
+        self.hasher = StateHasher()
         return ChoicePolicy(chooser=self.choose, time_mode=self.time_mode)
 
     def _seen(self, sim: Simulation, left_p: int, left_d: int) -> bool:
         """Record the state; True if it was already explored with at least these bounds."""
-        h = state_hash(sim)
+        h = self.hasher(sim)
         prev = self.visited.get(h)
         if prev is not None and prev[0] >= left_p and prev[1] >= left_d:
             return True
@@ -191,10 +194,10 @@ class DFSStrategy:
         """The option indices worth trying: all, or one per group of identical tasks."""
         if not self.symmetry or kind != TASK:
             return list(range(len(options)))
-        seen: dict[tuple, None] = {}
+        seen: dict[int, None] = {}
         out = []
         for i, task in enumerate(options):
-            sig = task_signature(task)
+            sig = self.hasher.task_hash(task)
             if sig not in seen:
                 seen[sig] = None
                 out.append(i)
@@ -206,9 +209,12 @@ class DFSStrategy:
         left_p = self.preemptions - self.used
         left_d = self.max_depth - depth
         if node is None or left_d <= 0 or left_p <= 0:
-            # the tail: one branch only; still cut it where it joins a known state
+            # the tail: one branch only; still cut it where it joins a known state, looking
+            # at every ``tail_stride``-th choice point (hashing is a good part of a run's cost)
             self.states += 1
-            if self.state_hashing and self._seen(sim, left_p, max(left_d, 0)):
+            self.tail_steps += 1
+            if self.state_hashing and self.tail_steps % self.tail_stride == 0 \
+                    and self._seen(sim, left_p, max(left_d, 0)):
                 policy.cut_here(sim)
             if node is not None and node.arity == 0:
                 node.arity = len(options)
@@ -335,7 +341,6 @@ def explore(target: Target, strategy: Any, budget: int = 10_000,
     A strategy that runs schedules in forked processes (``fork.ForkDFS``) reports a violation
     found there as ``strategy.found`` (property, choices); it is re-run here for its outcome.
     """
-    quiet_abandoned_generators()
     stats = ExploreStats()
     strategy.budget = budget
     strategy.properties = tuple(properties)
@@ -360,6 +365,7 @@ def explore(target: Target, strategy: Any, budget: int = 10_000,
             if violations:
                 stats.found = Found(violations[0][0], outcome)
                 break
+            outcome.discard()
             if progress is not None:
                 progress.line(_snapshot(stats, strategy))
     except BaseException:

@@ -10,7 +10,6 @@ violating schedule costs no more than its prefix.
 
 from __future__ import annotations
 
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -86,6 +85,14 @@ class Outcome:
         if self._result is None:
             self._result = self.make_result()
         return self._result
+
+    def discard(self) -> None:
+        """Unwind the run's suspended tasks (``Simulation.close``): an outcome nobody keeps.
+
+        A run stopped midway leaves generators suspended; closing them here, as their tasks,
+        keeps a ``finally`` of modelled code from running later under the garbage collector.
+        """
+        self.sim.close()
 
     def violations(self, properties: Iterable[str]) -> list[tuple[str, Finding]]:
         """(property, finding) for each finding violating one of ``properties``."""
@@ -196,25 +203,3 @@ def error_result(target: Any, sim: Simulation, finding: Finding) -> dict[str, An
             "error": {"task": finding.task, "message": finding.message,
                       "stack": finding.stack}}
 
-
-def quiet_abandoned_generators() -> None:
-    """Stop Python from printing "generator ignored GeneratorExit" for abandoned runs.
-
-    Exploration abandons runs midway all the time (a violation stops a run, a revisit cuts it);
-    when the simulation is collected, each suspended task generator is closed, and a modelled
-    function that yields inside a ``finally`` (to release a journal handle, say) ignores the
-    close, which Python reports as an unraisable ``RuntimeError``. That says nothing about the
-    schedule, so exactly that report is dropped; every other one still goes to the hook that was
-    installed before. Idempotent.
-    """
-    previous = sys.unraisablehook
-    if getattr(previous, "reclaimlab_quiet", False):
-        return
-
-    def hook(unraisable: Any) -> None:
-        exc = unraisable.exc_value
-        if not (isinstance(exc, RuntimeError) and str(exc) == "generator ignored GeneratorExit"):
-            previous(unraisable)
-
-    hook.reclaimlab_quiet = True  # type: ignore[attr-defined]
-    sys.unraisablehook = hook

@@ -273,6 +273,15 @@ def mark_buffer_dirty(bh: buffer_head) -> None:
     filemap.folio_mark_dirty(bh.b_folio)
 
 
+def clear_buffer_dirty(bh: buffer_head) -> None:
+    """``test_clear_buffer_dirty`` as jbd2 does when filing a buffer on a transaction: the
+    buffer's home write now belongs to the journal (``BH_JBDDirty``), so writeback must not
+    write it; its folio is cleaned with its last dirty buffer."""
+    if bh.b_state & BH_Dirty:
+        bh.b_state &= ~BH_Dirty
+        _folio_update_dirty(bh)
+
+
 # ------------------------------------------------------------------ IO
 def wait_on_buffer(bh: buffer_head):
     """``wait_on_buffer``: sleep while the buffer is under IO."""
@@ -399,6 +408,13 @@ class BdevAops:
         batch = _dirty_buffers(self.bdev, nr)
         yield from write_dirty_buffers(batch)
         return len(batch)
+
+    def dirty_folio(self, folio: Any) -> None:
+        """``block_dirty_folio`` → ``__mark_inode_dirty(bdev inode, I_DIRTY_PAGES)``: the
+        flushers will write the block device's dirty metadata like any dirty inode's pages."""
+        from reclaimlab.vfs.fs_writeback import bdev_mark_dirty
+
+        bdev_mark_dirty(self.bdev.sim, self.bdev.mapping)
 
     def release_folio(self, folio: Any) -> bool:
         """``blkdev_release_folio`` → ``try_to_free_buffers`` (reclaim of a folio with buffers)."""

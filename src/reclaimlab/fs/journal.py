@@ -17,6 +17,9 @@ Models ``fs/jbd2/{journal,transaction,commit,checkpoint,revoke}.c`` (mainline ~6
   (5 s): lock, wait for ``t_updates`` to drain, write descriptor + metadata + revoke + commit
   blocks to the log, then file the buffers on the transaction's checkpoint list (dirty in the
   block device's page cache, so flushers or a checkpoint write them home);
+- checkpointed buffers written home by the flushers leave the checkpoint lists at the next
+  commit (``__jbd2_journal_clean_checkpoint_list``) or, under memory pressure, through the
+  journal's shrinker (``jbd2_journal_shrink_scan``, 5.16+), which lets reclaim free their folios;
 - journal heads (``journal_alloc_journal_head``), revoke records and frozen copies of buffers
   being committed (``jbd2_alloc``) are ``GFP_NOFS|__GFP_NOFAIL`` allocations.
 
@@ -29,12 +32,14 @@ tail moves; no abort path other than an explicit error when no progress is possi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from reclaimlab.fs import buffer
 from reclaimlab.fs.buffer import BufferCache, buffer_head
 from reclaimlab.mm.gfp import GFP_NOFS, __GFP_FS, __GFP_NOFAIL
 from reclaimlab.mm.page_alloc import alloc_pages, free_pages
+from reclaimlab.mm.shrinker import DEFAULT_SEEKS, Shrinker, register_shrinker, unregister_shrinker
 from reclaimlab.mm.slab import kmem_cache_alloc, kmem_cache_create, kmem_cache_free
 from reclaimlab.sim import (
     NSEC_PER_SEC, LockdepMap, Mutex, Run, WaitQueue, current, lock_map_acquire, lock_map_release,
@@ -193,6 +198,9 @@ class journal_t:
         self.j_checkpoint_mutex = Mutex("&journal->j_checkpoint_mutex")
         self.j_trans_commit_map = LockdepMap("jbd2_handle")
         self.caches = jbd2_caches(sim)
+        self.j_shrinker = Shrinker(f"jbd2-journal:{name}", partial(jbd2_journal_shrink_count, self),
+                                   partial(jbd2_journal_shrink_scan, self), seeks=DEFAULT_SEEKS)
+        register_shrinker(sim, self.j_shrinker)
         self.j_task = sim.kthread_run(kjournald2, f"jbd2/{name}", self)
         self.stats = {"commits": 0, "checkpoints": 0, "log_space_waits": 0,
                       "locked_waits": 0, "handles": 0}
@@ -400,10 +408,14 @@ def jbd2_journal_get_write_access(handle: handle_t, bh: buffer_head):
 
     A buffer being written by the committing transaction gets a frozen copy first
     (``do_get_write_access`` → ``jbd2_alloc(GFP_NOFS|__GFP_NOFAIL)``): block-sized, so order 4
-    for 64 KiB blocks on 4 KiB pages.
+    for 64 KiB blocks on 4 KiB pages. ``do_get_write_access`` first waits for a home write in
+    flight (``lock_buffer``); filing the buffer on the running transaction clears its dirty bit
+    (``__jbd2_journal_file_buffer``: ``test_clear_buffer_dirty`` → ``BH_JBDDirty``), so
+    writeback never writes uncommitted metadata home; the commit dirties it again.
     """
     journal = handle.h_journal
     yield Run(GET_WRITE_ACCESS_NS)
+    yield from buffer.wait_on_buffer(bh)
     jh = yield from jbd2_journal_add_journal_head(journal, bh)
     t = handle.h_transaction
     if jh.b_transaction is journal.j_committing_transaction and jh.b_transaction is not None:
@@ -411,6 +423,7 @@ def jbd2_journal_get_write_access(handle: handle_t, bh: buffer_head):
             jh.b_frozen = yield from jbd2_alloc(journal, bh.b_size, GFP_NOFS | __GFP_NOFAIL)
         jh.b_next_transaction = t
     elif jh.b_transaction is None:
+        buffer.clear_buffer_dirty(bh)
         jh.b_transaction = t
         t.t_buffers.append(jh)
 
@@ -621,6 +634,32 @@ def __jbd2_journal_clean_checkpoint_list(journal: journal_t) -> None:
     jbd2_cleanup_journal_tail_nowrite(journal)
 
 
+def jbd2_journal_shrink_count(journal: journal_t, sc: Any) -> int:
+    """``jbd2_journal_shrink_count``: buffers on the checkpoint lists
+    (``j_checkpoint_jh_count``)."""
+    return sum(len(t.t_checkpoint_list) for t in journal.j_checkpoint_transactions)
+
+
+def jbd2_journal_shrink_scan(journal: journal_t, sc: Any):
+    """``jbd2_journal_shrink_scan`` → ``jbd2_journal_shrink_checkpoint_list`` (5.16+, 4ba3fcdde7e3):
+    release the journal heads of checkpointed buffers already written home (by the flushers),
+    oldest transaction first, without IO, so reclaim can then free their folios
+    (``try_to_free_buffers`` refuses a buffer with a journal head). Returns buffers freed."""
+    freed = scanned = 0
+    for t in list(journal.j_checkpoint_transactions):
+        for jh in list(t.t_checkpoint_list):
+            if scanned >= sc.nr_to_scan:
+                break
+            scanned += 1
+            if not jh.bh.b_state & (buffer.BH_Dirty | buffer.BH_Lock):
+                __jbd2_journal_remove_checkpoint(journal, jh)
+                freed += 1
+    yield Run(CHECKPOINT_NS_PER_BUFFER * scanned)
+    sc.nr_scanned = scanned
+    jbd2_cleanup_journal_tail_nowrite(journal)
+    return freed
+
+
 def jbd2_journal_flush(journal: journal_t):
     """``jbd2_journal_flush``: commit everything and checkpoint it all (freeze, unmount)."""
     yield from jbd2_journal_force_commit(journal)
@@ -674,6 +713,7 @@ def jbd2_log_checkpoint_all(journal: journal_t):
 def jbd2_journal_destroy(journal: journal_t):
     """``jbd2_journal_destroy``: commit what runs, checkpoint everything, stop kjournald2."""
     yield from jbd2_journal_flush(journal)
+    unregister_shrinker(journal.sim, journal.j_shrinker)
     journal.j_unmount = True
     wake_up(journal.j_wait_commit)
     yield from wait_event(journal.j_wait_done_commit, lambda: journal.j_task is None)

@@ -51,6 +51,7 @@ class address_space:
         self.nrpages = 0
         self.nr_writeback = 0
         self.released = False
+        self.dirtied_when: int | None = None    # the host inode's, for the block device's
         self.a_ops = None
         self.gfp_mask = GFP_HIGHUSER_MOVABLE
         self.wb_wait = WaitQueue("folio_wait_writeback")

@@ -19,6 +19,7 @@ Layout (opens in ui.perfetto.dev or chrome://tracing):
 from __future__ import annotations
 
 import json
+from types import GeneratorType
 from typing import Any, Callable
 
 from reclaimlab.check import task_stack
@@ -34,6 +35,8 @@ _INSTANT_NAMES = {
     "work_end": "workqueue_execute_end",
     "oom_kill": "mark_victim",
 }
+# where a task stops (its clock may move on): its stack is sampled
+_SAMPLED = frozenset(("run", "sleep", "block", "exit"))
 _MM_KINDS = ("alloc", "mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end",
              "mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep", "mm_shrink_slab_end", "oom_kill")
 
@@ -54,6 +57,35 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _args(info: Any) -> dict[str, Any]:
+    """An instant's ``args``: a copy of ``info`` when it is a dict of plain values (the
+    common case, checked without recursion; the emitter may reuse its dict), else made plain."""
+    if info.__class__ is dict:
+        for k, v in info.items():
+            if k.__class__ is not str or v.__class__ not in _SCALARS:
+                return _plain(info)
+        return info.copy()
+    return _plain({"info": info})
+
+
+def _as_dict(e: tuple[Any, ...]) -> dict[str, Any]:
+    """The trace event of a compact record: ``(ph, name, tid, ns)`` for a slice end or begin,
+    ``("i", name, tid or None, ns, args or None)`` for an instant."""
+    if len(e) == 4:
+        return {"ph": e[0], "name": e[1], "pid": _PID, "tid": e[2], "ts": _us(e[3])}
+    ev: dict[str, Any] = {"ph": "i", "name": e[1], "pid": _PID, "ts": _us(e[3])}
+    if e[2] is not None:
+        ev["tid"], ev["s"] = e[2], "t"
+    else:
+        ev["s"] = "p"
+    if e[4] is not None:
+        ev["args"] = e[4]
+    return ev
+
+
 class PerfettoTracer:
     """Observer recording a Chrome trace-event JSON trace of one run."""
 
@@ -66,17 +98,17 @@ class PerfettoTracer:
             {"ph": "M", "name": "process_name", "pid": _PID, "args": {"name": "reclaimlab"}},
         ]
         self.stacks: dict[int, list[str]] = {}
+        # pid -> generator chain at the task's last suspended sample (None: sampled running)
+        self.chains: dict[int, list[Any] | None] = {}
         self.flows: dict[int, int] = {}
         self.next_flow = 1
         self.unfinished: set[int] = set()
         self.last_watermarks: tuple[int, ...] = ()
         self.closed = False
-        self.routes: dict[str, Callable[[Any, Any, Any], None]] = {
-            "run": self.on_stop, "sleep": self.on_stop, "block": self.on_stop,
-            "exit": self.on_stop, "spawn": self.on_spawn, "alloc": self.on_alloc,
-            "queue_depth": self.on_queue_depth, "wake": self.on_nothing,
-            "lock_acquire": self.on_nothing, "lock_acquired": self.on_nothing,
-            "lock_release": self.on_nothing,
+        # wake-ups and lock events are not routed: nothing time-consuming happens at them
+        self.routes: dict[str, Callable[[Any, Any, Any], None] | None] = {
+            "spawn": self.on_spawn, "alloc": self.on_alloc, "queue_depth": self.on_queue_depth,
+            "wake": None, "lock_acquire": None, "lock_acquired": None, "lock_release": None,
         }
         for t in sim.tasks.values():
             if t.state != "X":
@@ -93,9 +125,13 @@ class PerfettoTracer:
     def update_stack(self, task: Any) -> None:
         """Close the functions that left the task's stack, open those that entered.
 
-        For a suspended task (most samples: ``run`` and ``sleep`` are reported after the task
-        yielded) the generator chain is walked once, comparing with the previous stack as it
-        goes, which is cheaper than building the stack and diffing it.
+        Most samples (``run``, ``sleep``) come while the task is suspended: its stack is its
+        generator chain. The chain sampled last is kept (``self.chains``), and only its tail is
+        re-read: a generator that has not finished is still delegated to by the same callers
+        (a ``yield from`` ends only when its generator does), so the chain is unchanged up to
+        the innermost generator still suspended, and a sample where nothing changed costs a
+        few attribute reads instead of a walk of the whole stack. For the running task (at
+        ``block`` and instants) the interpreter frames are read (``task_stack``).
         """
         tid = task.pid
         old = self.stacks.get(tid)
@@ -104,39 +140,73 @@ class PerfettoTracer:
             old = self.stacks[tid]
         gen = task.gen
         if gen is None or gen.gi_running:
-            stack = task_stack(task)
-            n = 0
-            for a, b in zip(old, stack):
-                if a != b:
-                    break
-                n += 1
-            entered = stack[n:]
+            self.chains[tid] = None
+            self.replace_stack(tid, old, task_stack(task))
+            return
+        chain = self.chains.get(tid)
+        if chain is None:  # the last sample was of the running task: walk the whole chain
+            chain = self.chains[tid] = []
+            k = 0
         else:
-            n, n_old, entered = 0, len(old), []
-            try:
-                while gen is not None:
-                    name = gen.gi_code.co_name
-                    if n < n_old and old[n] == name and not entered:
-                        n += 1
-                    else:
-                        entered.append(name)
-                    gen = gen.gi_yieldfrom
-            except AttributeError:  # delegating to an iterator that is not a generator
-                pass
-            if n == n_old and not entered:
-                return
+            k = len(chain)
+            while k and not chain[k - 1].gi_suspended:  # finished since the last sample
+                k -= 1
+            if k:
+                gen = chain[k - 1].gi_yieldfrom
+                if k < len(chain):
+                    del chain[k:]
+            else:
+                chain.clear()
+        entered = []
+        while gen is not None and gen.__class__ is GeneratorType:
+            chain.append(gen)
+            entered.append(gen.gi_code.co_name)
+            gen = gen.gi_yieldfrom
+        # below depth k the stacks agree; a function left and re-entered at the same depth
+        # keeps its slice (the stack is compared by name, as for a running task)
+        n, n_old, i = k, len(old), 0
+        for name in entered:
+            if n == n_old or old[n] != name:
+                break
+            n += 1
+            i += 1
+        if n == n_old and i == len(entered):
+            return
         # slice ends and begins are kept as tuples, made dicts only when the trace is written
         now, append = self.sim.now, self.events.append
         for name in reversed(old[n:]):
             append(("E", name, tid, now))
-        for name in entered:
+        del old[n:]
+        for name in entered[i:]:
             append(("B", name, tid, now))
-        self.stacks[tid] = old[:n] + entered
+            old.append(name)
+
+    def replace_stack(self, tid: int, old: list[str], stack: list[str]) -> None:
+        """End the slices of ``old`` below its common prefix with ``stack``, begin those of
+        ``stack`` (``old`` becomes ``stack``)."""
+        n = 0
+        for a, b in zip(old, stack):
+            if a != b:
+                break
+            n += 1
+        if n == len(old) == len(stack):
+            return
+        now, append = self.sim.now, self.events.append
+        for name in reversed(old[n:]):
+            append(("E", name, tid, now))
+        for name in stack[n:]:
+            append(("B", name, tid, now))
+        old[n:] = stack[n:]
 
     def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
-        route = self.routes.get(kind)
-        if route is not None:
-            route(task, obj, info)
+        if kind in _SAMPLED:
+            # the task runs, sleeps, blocks or exits: its clock may move on, sample its stack
+            self.update_stack(task)
+            return
+        if kind in self.routes:
+            route = self.routes[kind]
+            if route is not None:
+                route(task, obj, info)
             return
         # a subsystem event: an instant, named after its tracepoint, on the task's track
         if task is not None:
@@ -151,10 +221,6 @@ class PerfettoTracer:
             self.flow_end(task, obj)
         if kind in _MM_KINDS:
             self.sample_zone()
-
-    def on_stop(self, task: Any, obj: Any, info: Any) -> None:
-        """The task runs, sleeps, blocks or exits: its clock may move on, sample its stack."""
-        self.update_stack(task)
 
     def on_spawn(self, task: Any, obj: Any, info: Any) -> None:
         self.thread(task)
@@ -172,19 +238,13 @@ class PerfettoTracer:
     def on_queue_depth(self, task: Any, obj: Any, info: Any) -> None:
         self.counter(f"{info['name']} queue depth", "depth", int(info["depth"]), max)
 
-    def on_nothing(self, task: Any, obj: Any, info: Any) -> None:
-        """Wake-ups and lock events: nothing time-consuming happens at them."""
-
     # ------------------------------------------------------------------ other records
     def instant(self, task: Any, name: str, info: Any) -> None:
-        ev: dict[str, Any] = {"ph": "i", "name": name, "pid": _PID, "ts": _us(self.sim.now)}
-        if task is not None:
-            ev["tid"], ev["s"] = task.pid, "t"
-        else:
-            ev["s"] = "p"
-        if info is not None:
-            ev["args"] = _plain(info if isinstance(info, dict) else {"info": info})
-        self.events.append(ev)
+        """A thread instant (process-wide without a task); kept as a tuple until written,
+        its arguments made JSON-safe now (an object's ``repr`` is the one at this time)."""
+        args = None if info is None else _args(info)
+        self.events.append(("i", name, task.pid if task is not None else None, self.sim.now,
+                            args))
 
     def counter(self, name: str, series: str, value: int,
                 pick: Callable[[int, int], int]) -> None:
@@ -264,8 +324,7 @@ class PerfettoTracer:
         # inodes queued whose cleanup never ran in a worker (cleaned up at unmount without a
         # filesystem cleanup, or still queued): their arrows have no end and are left out
         unfinished = self.unfinished | set(self.flows.values())
-        events = [e if isinstance(e, dict) else
-                  {"ph": e[0], "name": e[1], "pid": _PID, "tid": e[2], "ts": _us(e[3])}
+        events = [e if isinstance(e, dict) else _as_dict(e)
                   for e in self.events
                   if not (unfinished and isinstance(e, dict) and e["ph"] == "s"
                           and e["id"] in unfinished)]

@@ -68,11 +68,7 @@ def build_machine(scenario: Scenario, design: str, seed: int, policy: Any = None
         min_free_kbytes=mc.min_free_kbytes, watermark_scale_factor=mc.watermark_scale_factor,
         kernel_version=mc.kernel_version, swap_bytes=mc.swap_mb << 20,
         vfs_cache_pressure=mc.vfs_cache_pressure))
-    vfs = vfs_init(sim, vfs_config(scenario, design))
-    # The block filesystems read their inodegc knobs as ``inodegc_<field>`` attributes of the
-    # VFS configuration (the design section); VfsConfig does not declare them.
-    for key, value in scenario.design.inodegc_config().items():
-        setattr(vfs.config, f"inodegc_{key}", value)
+    vfs_init(sim, vfs_config(scenario, design))
     register_filesystems(sim)
     for dev in scenario.device:
         add_disk(sim, BlockDevice(sim, dev.name, dev.type, nr_sectors=dev.size_mb * SECTORS_PER_MB,
@@ -94,7 +90,8 @@ def vfs_config(scenario: Scenario, design: str) -> VfsConfig:
                      passive_ref_max_backlog=d.passive_ref_max_backlog,
                      passive_ref_throttle=d.passive_ref_throttle,
                      passive_ref_exempt_reclaim=d.passive_ref_exempt_reclaim,
-                     **d.design_knobs())
+                     **d.design_knobs(),
+                     **{f"inodegc_{k}": v for k, v in d.inodegc_config().items()})
 
 
 def register_filesystems(sim: Simulation) -> None:

@@ -142,13 +142,13 @@ def evict_nofail_drop(inode: Any, evict: Any):
             del vfs.nofail_drop_depth[pid]
 
 
-def evict_gfp(sim: Any, gfp: int) -> int:
+def evict_gfp(gfp: int) -> int:
     """The mask a filesystem uses for an allocation that is ``__GFP_NOFAIL`` in the kernel
     (buffer-cache ``__getblk``, ext4's buddy loads): unchanged, except inside a ``nofail-drop``
     eviction by a task with ``PF_MEMALLOC`` — then the allocation may fail and the caller takes
     its error path."""
     task = current()
-    if task is None or not sim.vfs.nofail_drop_depth.get(task.pid) or \
+    if task is None or not task.sim.vfs.nofail_drop_depth.get(task.pid) or \
             not task.flags & PF_MEMALLOC:
         return gfp
     return gfp & ~__GFP_NOFAIL

@@ -11,6 +11,12 @@ when ``wakeup_flusher_threads`` is called (mm's reclaim found dirty folios: writ
 ``inode_sync_complete`` clears ``I_SYNC``, wakes ``inode_wait_for_writeback`` (``evict`` waits
 there) and puts a now clean unused inode on the LRU (``inode_add_lru``).
 
+The block device's inode is written like any dirty inode (``wb_workfn`` meets it on the
+bdi's ``b_dirty`` list): its page cache (``bd_mapping``: the filesystem's metadata buffers, dirtied
+by jbd2 after commit or by non-journalled filesystems) becomes dirty with ``dirtied_when`` at its
+first dirty folio, and each superblock's flusher writes the dirty folios of its ``s_bdev``
+through ``blkdev_writepages`` when they are expired (kupdate) or on a requested full flush.
+
 Simplified: one writeback context per superblock rather than per backing device; no
 ``b_io``/``b_more_io`` split (an inode leaves ``b_dirty`` while being written and is requeued if
 it was redirtied); no dirty throttling of writers (``balance_dirty_pages``).
@@ -246,6 +252,48 @@ def wait_sb_inodes(sb: SuperBlock):
             yield from filemap_fdatawait(mapping)
 
 
+# ------------------------------------------------------------------ the block device inode
+def _bdev_mapping(sb: SuperBlock) -> Any:
+    """``sb->s_bdev->bd_mapping``: the page cache of the superblock's block device, if any."""
+    bdev = sb.s_bdev
+    return getattr(bdev, "bd_mapping", None) if bdev is not None else None
+
+
+def _bdev_dirty(sb: SuperBlock) -> bool:
+    mapping = _bdev_mapping(sb)
+    return mapping is not None and bool(mapping.dirty)
+
+
+def bdev_mark_dirty(sim: Any, mapping: Any) -> None:
+    """``__mark_inode_dirty(bdev inode, I_DIRTY_PAGES)`` from ``block_dirty_folio``: the first
+    dirty folio of a block device's page cache stamps ``dirtied_when`` and arms the flusher of
+    every superblock on that device (``wb_wakeup_delayed``). Plain: called from the page
+    cache's ``dirty_folio`` hook."""
+    if mapping.dirtied_when is not None:
+        return
+    mapping.dirtied_when = sim.now
+    vfs = getattr(sim, "vfs", None)
+    for sb in vfs.super_blocks if vfs is not None else ():
+        if sb.s_bdev is mapping.host and sb.s_wb is not None:
+            wb_wakeup_delayed(sb.s_wb)
+
+
+def writeback_bdev_inode(sb: SuperBlock, wbc: writeback_control):
+    """``__writeback_single_inode`` on the block device's inode: ``blkdev_writepages`` writes
+    every dirty metadata folio of ``sb.s_bdev`` if the inode is expired (``older_than``) or the
+    flush is a full one. A mapping redirtied while its IO was in flight is stamped anew
+    (``redirty_tail``). Returns pages written."""
+    mapping = _bdev_mapping(sb)
+    if mapping is None or not mapping.dirty or mapping.a_ops is None:
+        return 0
+    if wbc.older_than is not None and mapping.dirtied_when > wbc.older_than:
+        return 0
+    written = yield from mapping.a_ops.writepages(mapping, len(mapping.dirty))
+    mapping.dirtied_when = sb.s_sim.now if mapping.dirty else None
+    sb.s_wb.written += written
+    return written
+
+
 # ------------------------------------------------------------------ the flusher
 def wb_wakeup_delayed(wb: bdi_writeback) -> None:
     """``wb_wakeup_delayed``: arm the periodic flush."""
@@ -259,14 +307,14 @@ def wakeup_flusher_threads(sim: Any, reason: str = "vmscan") -> None:
     through ``sim.pgdat.wakeup_flusher_threads`` when reclaim meets dirty folios)."""
     for sb in sim.vfs.super_blocks:
         wb = sb.s_wb
-        if wb.registered and wb.b_dirty:
+        if wb.registered and (wb.b_dirty or _bdev_dirty(sb)):
             wb.start_all = True
             mod_delayed_work(sim.vfs.bdi_wq, wb.dwork, 0)
 
 
 def wb_workfn(work: DelayedWork):
-    """``wb_workfn`` → ``wb_do_writeback``: a requested full flush, then the kupdate pass;
-    re-arm while inodes stay dirty."""
+    """``wb_workfn`` → ``wb_do_writeback``: a requested full flush, then the kupdate pass, each
+    over the dirty inodes and the block device's inode; re-arm while any stays dirty."""
     wb: bdi_writeback = work.data
     if not wb.registered or wb.running:
         return  # a work item never runs twice at once (the running instance loops)
@@ -275,10 +323,13 @@ def wb_workfn(work: DelayedWork):
     sim = sb.s_sim
     while wb.start_all:
         wb.start_all = False
-        yield from writeback_sb_inodes(sb, writeback_control(WB_SYNC_NONE, LONG_MAX, "vmscan"))
+        full = writeback_control(WB_SYNC_NONE, LONG_MAX, "vmscan")
+        yield from writeback_sb_inodes(sb, full)
+        yield from writeback_bdev_inode(sb, full)
     older = sim.now - sim.vfs.config.dirty_expire_interval_ns
-    yield from writeback_sb_inodes(sb, writeback_control(WB_SYNC_NONE, LONG_MAX, "periodic",
-                                                         older_than=older))
+    kupdate = writeback_control(WB_SYNC_NONE, LONG_MAX, "periodic", older_than=older)
+    yield from writeback_sb_inodes(sb, kupdate)
+    yield from writeback_bdev_inode(sb, kupdate)
     wb.running = False
-    if wb.b_dirty:
+    if wb.b_dirty or _bdev_dirty(sb):
         wb_wakeup_delayed(wb)

@@ -29,6 +29,11 @@ class VfsConfig:
     deferred-list length above which an adder is throttled; ``deferred_reclaim_throttle_factor``:
     the adder sleeps this many times the measured average deferred-reclaim time of one inode
     (Jan Kara's RFC; the values are assumptions, the RFC's are not in the model's sources).
+
+    ``inodegc_*``: the generic inodegc machinery's knobs (``reclaimlab.fs.inodegc.inodegc_config``
+    reads every ``inodegc_<field>`` of this configuration; defaults are XFS's: 1-jiffy delay,
+    32 inodes per queue, 256-inode backlog, both throttles on). A mount option of the same name
+    overrides them.
     """
 
     design: str = "native"
@@ -44,6 +49,11 @@ class VfsConfig:
     deferred_reclaim_delay_jiffies: int = 0
     deferred_reclaim_list_limit: int = 256
     deferred_reclaim_throttle_factor: float = 1.0
+    inodegc_delay_jiffies: int = 1
+    inodegc_queue_depth: int = 32
+    inodegc_max_backlog: int = 256
+    inodegc_shrinker_throttle: bool = True
+    inodegc_backlog_throttle: bool = True
     inode_slab_size: int = 600
     dentry_slab_size: int = 192
     syscall_ns: int = 300

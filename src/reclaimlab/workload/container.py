@@ -5,8 +5,9 @@ Each task is a container runtime running containers one after another: it builds
 base filesystem, mounts an overlay, and then in rounds stats image files through the
 overlay, copies some up (open for write), creates files in the container and removes them --
 through the overlay (whiteouts, upper unlink), or behind the overlay's back through the base
-filesystem's path of the upper or lower file, as cleanup tools do. When the container's
-lifetime ends (or the run stops) it unmounts the overlay.
+filesystem's path of the upper or lower file, as cleanup tools do (with ``round_dirs``, in a
+scratch directory per round, removed the same way). When the container's lifetime ends (or
+the run stops) it unmounts the overlay.
 
 Nothing here drops a dentry or an inode: what the overlay's dentries still pin when a file is
 unlinked behind its back is decided by the VFS and overlay models.
@@ -79,6 +80,11 @@ def container_round(spec: ContainerChurn, ctx: Context, root: str, upper: str, m
                 yield from syscall(ctx, sys.sys_close(fd), count=False)
     names = [f"{tag}f{i}" for i in range(spec.create_files)]
     lower = f"{root}/lower"
+    if spec.round_dirs and spec.unlink_via in ("overlay", "upper"):
+        # a scratch directory per round: ext4 places each new directory in another group
+        # (Orlov), and its files next to it
+        yield from syscall(ctx, sys.sys_mkdir(f"{merged}/{tag}"), count=False)
+        names = [f"{tag}/{name}" for name in names]
     for name in names:
         if spec.unlink_via == "lower":
             # an image update: the file appears in the lower layer, the container looks it up
@@ -95,3 +101,7 @@ def container_round(spec: ContainerChurn, ctx: Context, root: str, upper: str, m
     elif spec.unlink_via == "upper":
         for name in names:
             yield from syscall(ctx, sys.sys_unlink(f"{upper}/{name}"))
+    if spec.round_dirs and spec.unlink_via in ("overlay", "upper"):
+        base = merged if spec.unlink_via == "overlay" else upper
+        yield from syscall(ctx, sys.sys_rmdir(f"{base}/{tag}"), count=False,
+                           ignore=("ENOTEMPTY",))

@@ -18,8 +18,9 @@ with no stopping condition. ``check_recipe_paths(scenario)`` rejects paths outsi
 the scenario (or an earlier ``mount`` step) declares.
 
 Simplified: a hog is a child process (``fork`` + faulting anonymous memory) that exits, freeing
-its memory, as soon as its condition holds (or holds it until the recipe ends); ``append`` models ``O_APPEND`` by writing from the
-end of the file; ``drop_caches`` and the sysctls act at once, as writing /proc does.
+its memory, as soon as its condition holds (or keeps it until the recipe ends); ``append``
+models ``O_APPEND`` by writing from the end of the file; ``drop_caches`` and the sysctls act at
+once, as writing /proc does.
 """
 
 from __future__ import annotations
@@ -53,9 +54,21 @@ PREDEFINED_VARS = ("task",)
 
 class Step(BaseModel):
     """Keys every step has: ``expect_error`` names the errno the kernel should return."""
+
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     expect_error: str | None = Field(None, pattern=r"^E[A-Z0-9]+$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        """Name the keys a step of this ``op`` takes (the loader knows only top-level tables)."""
+        if isinstance(data, dict):
+            unknown = [k for k in data if k not in cls.model_fields]
+            if unknown:
+                raise ValueError(f"{unknown[0]}: unknown key of a {data.get('op')!r} step; "
+                                 f"expected one of: {', '.join(cls.model_fields)}")
+        return data
 
     def paths(self) -> list[str]:
         """Path templates this step names (checked for loop variables and mounts)."""
@@ -68,6 +81,7 @@ class Step(BaseModel):
 
 class Mkdir(Step):
     """``mkdir(2)``; ``parents`` creates missing components as ``mkdir -p`` does."""
+
     op: Literal["mkdir"]
     path: str = Field(pattern=PATH)
     parents: bool = False
@@ -76,6 +90,7 @@ class Mkdir(Step):
 class Create(Step):
     """``open(O_CREAT|O_RDWR)``, write ``size`` bytes through the page cache, optionally
     ``fsync``, close — or keep it open as ``handle``."""
+
     op: Literal["create"]
     path: str = Field(pattern=PATH)
     size: int = Field(0, ge=0)
@@ -88,6 +103,7 @@ class Create(Step):
 
 class Open(Step):
     """``open(2)`` of ``path``, kept across steps under ``handle``."""
+
     op: Literal["open"]
     path: str = Field(pattern=PATH)
     handle: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -100,12 +116,14 @@ class Open(Step):
 
 class Close(Step):
     """``close(2)`` of a handle (the last reference runs ``__fput`` here)."""
+
     op: Literal["close"]
     handle: str
 
 
 class FileIo(Step):
     """A step on an open ``handle`` or, with ``path``, on a file opened and closed around it."""
+
     path: str | None = Field(None, pattern=PATH)
     handle: str | None = None
 
@@ -118,24 +136,28 @@ class FileIo(Step):
 
 class Write(FileIo):
     """``write(2)`` of ``size`` bytes at the file position (``append``: at the end)."""
+
     op: Literal["write", "append"]
     size: int = Field(ge=1)
 
 
 class Read(FileIo):
     """``read(2)`` of ``size`` bytes (0: the whole file); records the bytes read."""
+
     op: Literal["read"]
     size: int = Field(0, ge=0)
 
 
 class Fsync(FileIo):
     """``fsync(2)``."""
+
     op: Literal["fsync"]
 
 
 class PathOp(Step):
     """unlink, rmdir or stat of ``path``; ``layer`` addresses the real file under an overlay
     the recipe mounted: ``/merged/x`` with ``layer = "upper"`` is ``<upperdir>/x``."""
+
     op: Literal["unlink", "rmdir", "stat"]
     path: str = Field(pattern=PATH)
     layer: Literal["upper", "lower"] | None = None
@@ -143,6 +165,7 @@ class PathOp(Step):
 
 class Rename(Step):
     """``rename(2)``."""
+
     op: Literal["rename"]
     old: str = Field(pattern=PATH)
     new: str = Field(pattern=PATH)
@@ -150,6 +173,7 @@ class Rename(Step):
 
 class Setxattr(Step):
     """``setxattr(2)`` of a ``size``-byte value."""
+
     op: Literal["setxattr"]
     path: str = Field(pattern=PATH)
     name: str = Field(pattern=r"^(user|trusted|security)\.[A-Za-z0-9_.-]+$")
@@ -158,6 +182,7 @@ class Setxattr(Step):
 
 class Getxattr(Step):
     """``getxattr(2)``; records the value's size."""
+
     op: Literal["getxattr"]
     path: str = Field(pattern=PATH)
     name: str = Field(pattern=r"^(user|trusted|security)\.[A-Za-z0-9_.-]+$")
@@ -165,12 +190,14 @@ class Getxattr(Step):
 
 class Sync(Step):
     """``sync(2)``, or ``syncfs(2)`` of the filesystem holding ``path``."""
+
     op: Literal["sync"]
     path: str | None = Field(None, pattern=PATH)
 
 
 class Statfs(Step):
     """``statfs(2)``; records ``f_bfree`` (and keeps it as ``save`` for a hog's ``until``)."""
+
     op: Literal["statfs"]
     path: str = Field(pattern=PATH)
     save: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -179,6 +206,7 @@ class Statfs(Step):
 class Mount(Step):
     """``mount(2)`` of a block filesystem (``source`` = device name) or an overlay
     (``lowerdir``/``upperdir``/``workdir``) on ``target``."""
+
     op: Literal["mount"]
     fstype: Literal["ext4", "xfs", "overlay"]
     target: str = Field(pattern=PATH)
@@ -207,18 +235,21 @@ class Mount(Step):
 
 class Umount(Step):
     """``umount(2)``."""
+
     op: Literal["umount"]
     target: str = Field(pattern=PATH)
 
 
 class DropCaches(Step):
     """``echo N > /proc/sys/vm/drop_caches`` in the writer's context."""
+
     op: Literal["drop_caches"]
     mode: int = Field(ge=1, le=3)
 
 
 class Sysctl(Step):
     """A sysctl write applied to the live model (watermarks recomputed, etc.)."""
+
     op: Literal["sysctl"]
     name: Literal["vm.vfs_cache_pressure", "vm.min_free_kbytes", "vm.watermark_scale_factor",
                   "kernel.hung_task_timeout_secs"]
@@ -234,6 +265,7 @@ class Sysctl(Step):
 
 class Sleep(Step):
     """``nanosleep``."""
+
     op: Literal["sleep"]
     ms: float = Field(gt=0)
 
@@ -244,6 +276,7 @@ class Hog(Step):
     statfs value), ``max_steps``, or ``until_oom`` (the OOM killer chose it); then it exits —
     or, with ``hold``, keeps its memory until the recipe ends (``stress-ng --vm-hang``) while
     the recipe goes on."""
+
     op: Literal["hog"]
     step_kb: int = Field(1024, ge=4)
     interval_ms: float = Field(0.0, ge=0)
@@ -269,6 +302,7 @@ class Hog(Step):
 class Alloc(Step):
     """A kernel allocation burst: ``count`` blocks of ``order`` with ``gfp``, held for
     ``hold_ms``, then freed (a large vmalloc-like or high-order allocation)."""
+
     op: Literal["alloc"]
     order: int = Field(0, ge=0, le=10)
     count: int = Field(1, ge=1)
@@ -286,6 +320,7 @@ class Alloc(Step):
 
 class Repeat(Step):
     """Run ``steps`` ``count`` times with ``var`` = 0..count-1."""
+
     op: Literal["repeat"]
     var: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     count: int = Field(ge=0, le=1_000_000)
@@ -302,6 +337,7 @@ Repeat.model_rebuild()
 
 class Recipe(WorkloadBase):
     """A reproducer: ``steps`` run in order by each task of the group."""
+
     kind: Literal["recipe"]
     steps: list[RecipeStep] = Field(min_length=1)
     stop_on_error: bool = False
@@ -363,12 +399,16 @@ def _check_paths(steps: list[Any], where: str, mounts: list[str]) -> None:
             _check_paths(step.steps, f"{where}.{i}.steps", mounts)
             continue
         for p in step.paths():
-            path = p.format(**{n: 0 for n in template_fields(p)})
-            if not any(covers(m, path) for m in mounts):
+            if not any(covers(m, with_zeros(p)) for m in mounts):
                 raise ValueError(f"{where}.{i}: step {i} ({step.op}) path {p!r} is outside "
                                  f"every mount (mounts: {', '.join(mounts) or 'none'})")
         if isinstance(step, Mount):
-            mounts.append(step.target)
+            mounts.append(with_zeros(step.target))
+
+
+def with_zeros(template: str) -> str:
+    """A path template with every loop variable taken as 0."""
+    return template.format(**{n: 0 for n in template_fields(template)})
 
 
 def covers(mountpoint: str, path: str) -> bool:
@@ -380,6 +420,7 @@ def covers(mountpoint: str, path: str) -> bool:
 class RecipeRun:
     """One task's run of a recipe: its loop variables, open handles, saved values, overlay
     mounts and the step log."""
+
     def __init__(self, spec: Recipe, ctx: Any, comm: str) -> None:
         self.spec = spec
         self.ctx = ctx

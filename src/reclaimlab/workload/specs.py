@@ -118,7 +118,9 @@ class ContainerChurn(WorkloadBase):
     """Containers on overlayfs: mount an overlay over a shared lower tree, stat and copy up
     lower files, create files in the container, unlink them through the overlay or through
     the base filesystem's path of the upper file (or, with ``unlink_via = "lower"``, of a
-    file added to the lower layer), unmount at the end of the container's life."""
+    file added to the lower layer), unmount at the end of the container's life. With
+    ``round_dirs`` each round creates its files in a fresh directory of the container (a job's
+    scratch directory), removed with them."""
 
     kind: Literal["container_churn"]
     base: str = Field(pattern=PATH)
@@ -130,6 +132,7 @@ class ContainerChurn(WorkloadBase):
     unlink_via: Literal["overlay", "upper", "lower", "none"] = "upper"
     lifetime_ms: float = Field(0.0, ge=0)
     think_us: float = Field(0.0, ge=0)
+    round_dirs: bool = False
 
 
 class TimestampChurn(WorkloadBase):
