@@ -106,7 +106,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--memory", type=int, nargs="+", default=[256, 512, 1024, 2048],
                         help="machine.memory_mb values")
-    parser.add_argument("--work-ms", type=int, default=150, help="synthetic run length")
+    # Half a second per run: still far shorter than a simulator run (seconds), so the engines'
+    # fixed costs weigh more here than in a real sweep.
+    parser.add_argument("--work-ms", type=int, default=500, help="synthetic run length")
     parser.add_argument("--repeat", type=int, default=3,
                         help="sweeps per engine; the fastest counts (shared CPUs are noisy)")
     parser.add_argument("--json", action="store_true")

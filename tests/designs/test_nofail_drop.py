@@ -109,15 +109,17 @@ def test_a_failed_delete_leaves_the_inode_on_the_orphan_list():
     sbi = sb.s_fs_info
 
     def unlink_then_close_in_reclaim_without_memory():
-        fd = yield from sc.sys_open("/victim", O_CREAT | O_RDWR)
+        yield from sc.sys_mkdir("/d0")                 # directories spread over groups:
+        yield from sc.sys_mkdir("/d1")                 # /d1's inodes are in group 1
+        fd = yield from sc.sys_open("/d1/victim", O_CREAT | O_RDWR)
         yield from sc.sys_write(fd, 8192)
         yield from sc.sys_fsync(fd)
         yield from sc.sys_close(fd)
-        pin = yield from filename_lookup(m.sim.vfs, "/victim")   # as an overlay inode pins it
-        yield from sc.sys_unlink("/victim")
+        pin = yield from filename_lookup(m.sim.vfs, "/d1/victim")  # as an overlay inode pins it
+        yield from sc.sys_unlink("/d1/victim")
         yield from sc.sys_freeze("/")                  # checkpointed: buffers clean
         yield from sc.sys_thaw("/")
-        yield from write_files(1, 0, "/other")         # a running transaction again
+        yield from write_files(1, 0, "/other")         # a running transaction (group 0 only)
         buffer.invalidate_bdev(sbi.s_bdev)             # the inode-table block is not cached;
         buffer.brelse((yield from buffer.sb_bread(sbi.s_bdev, 0)))  # ext4 pins its superblock
         ino = next(iter(sbi.s_orphan))

@@ -31,7 +31,6 @@ PENDING = pytest.mark.xfail(strict=False, reason="not yet emerging from the lowe
                             "at this size (see the scenario engineer's report)")
 
 
-@PENDING
 def test_nofail_reclaim_has_the_w2_w4_stack():
     r = run_scenario("nofail-reclaim", "sync")
     found = warnings_of(r, "nofail_in_reclaim")

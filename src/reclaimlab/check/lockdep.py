@@ -66,6 +66,8 @@ class Lockdep(Detector):
         # (pid, id(lock)) -> (trylock, function that took it, class), for locks currently held
         self.held_info: dict[tuple[int, int], tuple[bool, str, str]] = {}
         self.pending: dict[int, tuple[bool, str]] = {}
+        # every (prev, next) in ``deps``, for a constant-time check of a known edge
+        self.edges: set[tuple[str, str]] = set()
         self.bad_edges: set[tuple[str, str]] = set()
         self.decor: dict[str, str] = {}
         self.reported: list[tuple[str, ...]] = []
@@ -91,9 +93,16 @@ class Lockdep(Detector):
 
     # ------------------------------------------------------------------ acquisition
     def lock_acquire(self, task: Any, lock: Any, trylock: bool, cls: str) -> None:
-        """``__lock_acquire`` → ``validate_chain``: check, then record dependencies."""
-        self.pending[task.pid] = (trylock, cls)
-        self.decor.setdefault(cls, lock_decor(lock, cls))
+        """``__lock_acquire`` → ``validate_chain``: check, then record dependencies.
+
+        Known edges are kept in a set (``self.edges``) so that the common case, every edge
+        already in the graph, costs one lookup per held lock and no graph search, as the
+        kernel's lock-chain hash cache (``lookup_chain_cache``) spares it ``check_prevs_add``.
+        """
+        pid = task.pid
+        self.pending[pid] = (trylock, cls)
+        if cls not in self.decor:
+            self.decor[cls] = lock_decor(lock, cls)
         held = task.held_locks
         if not held:
             return
@@ -101,27 +110,31 @@ class Lockdep(Detector):
             self.might_sleep(task, lock)
         if trylock:
             return
-        for h in held:
-            if self.held(task, h)[2] == cls:
+        held_info = self.held_info
+        infos = [held_info.get((pid, id(h))) or (False, "?", h.name) for h in held]
+        for h, (_, _, h_cls) in zip(held, infos):
+            if h_cls == cls:
                 self.print_deadlock_bug(task, h, lock, cls)
                 return
-        for h in reversed(held):
-            h_trylock, _, h_cls = self.held(task, h)
-            self.check_prev_add(task, h, h_cls, lock, cls)
+        edges = self.edges
+        for i in range(len(held) - 1, -1, -1):
+            h_trylock, _, h_cls = infos[i]
+            if (h_cls, cls) not in edges:
+                self.check_prev_add(task, held[i], h_cls, lock, cls)
             if not h_trylock:
                 break
 
     def check_prev_add(self, task: Any, prev: Any, prev_cls: str, nxt: Any, nxt_cls: str) -> None:
         """``check_prev_add``: add ``prev --> next`` unless it closes a cycle."""
-        after = self.deps.setdefault(prev_cls, [])
-        if nxt_cls in after or (prev_cls, nxt_cls) in self.bad_edges:
+        if (prev_cls, nxt_cls) in self.edges or (prev_cls, nxt_cls) in self.bad_edges:
             return
         path = self.check_noncircular(nxt_cls, prev_cls)
         if path:
             self.bad_edges.add((prev_cls, nxt_cls))
             self.print_circular_bug(task, prev, nxt, path, task_stack(task))
             return
-        after.append(nxt_cls)
+        self.deps.setdefault(prev_cls, []).append(nxt_cls)
+        self.edges.add((prev_cls, nxt_cls))
         self.edge_trace[(prev_cls, nxt_cls)] = (task_name(task), task_stack(task))
 
     def check_noncircular(self, src: str, target: str) -> list[str]:

@@ -64,13 +64,16 @@ class Dmesg:
         return "".join(stamp(f.time_ns, f.text) for f in self.findings)
 
 
+Handler = Callable[[Any, Any, Any], None]
+
+
 class Detector:
     """Base of the observers here: each event kind is routed to one handler
     (``handlers()``: kind -> ``fn(task, obj, info)``), so kinds a detector ignores cost a lookup."""
 
-    _routes: dict[str, Callable[[Any, Any, Any], None]] | None = None
+    _routes: dict[str, Handler] | None = None
 
-    def handlers(self) -> dict[str, Callable[[Any, Any, Any], None]]:
+    def handlers(self) -> dict[str, Handler]:
         raise NotImplementedError
 
     def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
@@ -79,6 +82,31 @@ class Detector:
         handler = self._routes.get(kind)
         if handler is not None:
             handler(task, obj, info)
+
+
+def fan_out(handlers: list[Handler]) -> Handler:
+    """One handler calling ``handlers`` in order (the only one itself, when alone)."""
+    if len(handlers) == 1:
+        return handlers[0]
+    hs = tuple(handlers)
+
+    def each(task: Any, obj: Any, info: Any) -> None:
+        for h in hs:
+            h(task, obj, info)
+    return each
+
+
+def dispatcher(routes: dict[str, Handler]) -> Callable[[str, Any, Any, Any], None]:
+    """An observer's ``event(kind, task, obj, info)`` calling ``routes[kind]`` when there is
+    one: a closure over the dict's ``get``, as cheap as a call can be for the kinds (most
+    events) that the observer ignores."""
+    get = routes.get
+
+    def event(kind: str, task: Any, obj: Any, info: Any) -> None:
+        handler = get(kind)
+        if handler is not None:
+            handler(task, obj, info)
+    return event
 
 
 def task_name(task: Any) -> str:
@@ -133,11 +161,23 @@ def task_stack(task: Any) -> list[str]:
     return task.stack()
 
 
+# code object -> its name if lockdep's "at:" may name it, else "" (see ``acquire_site``)
+_SITES: dict[Any, str] = {}
+
+
+def _site_name(code: Any) -> str:
+    name = _SITES.get(code)
+    if name is None:
+        name = _SITES[code] = (code.co_name if code.co_name not in _LOCK_PRIMITIVES
+                               and _shown(code) else "")
+    return name
+
+
 def acquire_site(task: Any) -> str:
     """The innermost modelled function that is not a locking primitive: lockdep's ``at:``.
 
     Called at every acquisition, so for the running task it walks frames only until it finds
-    one, rather than building the whole stack.
+    one, rather than building the whole stack (one cached lookup per frame).
     """
     if task is None or task.gen is None:
         return "?"
@@ -146,10 +186,14 @@ def acquire_site(task: Any) -> str:
     else:
         top = task.gen.gi_frame
         f = sys._getframe(1)
+        sites = _SITES
         while f is not None:
             code = f.f_code
-            if code.co_name not in _LOCK_PRIMITIVES and _shown(code):
-                return code.co_name
+            name = sites.get(code)
+            if name is None:
+                name = _site_name(code)
+            if name:
+                return name
             if f is top:
                 return "?"
             f = f.f_back

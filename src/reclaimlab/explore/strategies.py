@@ -36,8 +36,6 @@ from .state import StateHasher
 from .target import DEFAULT_PROPERTIES, Outcome, Target, run_schedule, stop_kinds
 
 STRATEGIES = ("random", "pct", "dfs")
-#: dfs hashes every TAIL_STRIDE-th choice point of a schedule's tail (past its bounds)
-TAIL_STRIDE = 1
 
 
 class NondeterminismError(RuntimeError):
@@ -152,7 +150,6 @@ class DFSStrategy:
         self.time_mode = time_mode
         self.state_hashing = state_hashing
         self.symmetry = symmetry
-        self.tail_stride = TAIL_STRIDE
         self.root = Node()
         self.visited: dict[int, tuple[int, int]] = {}  # state -> best (preemptions, depth) left
         self.states = 0
@@ -173,7 +170,6 @@ class DFSStrategy:
         self.path = []
         self.node: Node | None = self.root
         self.used = 0
-        self.tail_steps = -1
         self.hasher = StateHasher()
         return ChoicePolicy(chooser=self.choose, time_mode=self.time_mode)
 
@@ -209,12 +205,9 @@ class DFSStrategy:
         left_p = self.preemptions - self.used
         left_d = self.max_depth - depth
         if node is None or left_d <= 0 or left_p <= 0:
-            # the tail: one branch only; still cut it where it joins a known state, looking
-            # at every ``tail_stride``-th choice point (hashing is a good part of a run's cost)
+            # the tail: one branch only; still cut it where it joins a known state
             self.states += 1
-            self.tail_steps += 1
-            if self.state_hashing and self.tail_steps % self.tail_stride == 0 \
-                    and self._seen(sim, left_p, max(left_d, 0)):
+            if self.state_hashing and self._seen(sim, left_p, max(left_d, 0)):
                 policy.cut_here(sim)
             if node is not None and node.arity == 0:
                 node.arity = len(options)

@@ -71,11 +71,8 @@ def _args(info: Any) -> dict[str, Any]:
     return _plain({"info": info})
 
 
-def _as_dict(e: tuple[Any, ...]) -> dict[str, Any]:
-    """The trace event of a compact record: ``(ph, name, tid, ns)`` for a slice end or begin,
-    ``("i", name, tid or None, ns, args or None)`` for an instant."""
-    if len(e) == 4:
-        return {"ph": e[0], "name": e[1], "pid": _PID, "tid": e[2], "ts": _us(e[3])}
+def _instant(e: tuple[Any, ...]) -> dict[str, Any]:
+    """The trace event of an instant's record ``("i", name, tid or None, ns, args or None)``."""
     ev: dict[str, Any] = {"ph": "i", "name": e[1], "pid": _PID, "ts": _us(e[3])}
     if e[2] is not None:
         ev["tid"], ev["s"] = e[2], "t"
@@ -132,6 +129,9 @@ class PerfettoTracer:
         the innermost generator still suspended, and a sample where nothing changed costs a
         few attribute reads instead of a walk of the whole stack. For the running task (at
         ``block`` and instants) the interpreter frames are read (``task_stack``).
+
+        A change is recorded as one tuple ``(tid, ns, depth kept, names entered)``; the
+        ``E``/``B`` events are made from it when the trace is written.
         """
         tid = task.pid
         old = self.stacks.get(tid)
@@ -157,33 +157,30 @@ class PerfettoTracer:
                     del chain[k:]
             else:
                 chain.clear()
-        entered = []
-        while gen is not None and gen.__class__ is GeneratorType:
-            chain.append(gen)
-            entered.append(gen.gi_code.co_name)
-            gen = gen.gi_yieldfrom
         # below depth k the stacks agree; a function left and re-entered at the same depth
         # keeps its slice (the stack is compared by name, as for a running task)
-        n, n_old, i = k, len(old), 0
-        for name in entered:
-            if n == n_old or old[n] != name:
-                break
-            n += 1
-            i += 1
-        if n == n_old and i == len(entered):
-            return
-        # slice ends and begins are kept as tuples, made dicts only when the trace is written
-        now, append = self.sim.now, self.events.append
-        for name in reversed(old[n:]):
-            append(("E", name, tid, now))
+        n, n_old = k, len(old)
+        entered: list[str] | None = None
+        while gen is not None and gen.__class__ is GeneratorType:
+            chain.append(gen)
+            name = gen.gi_code.co_name
+            if entered is not None:
+                entered.append(name)
+            elif n < n_old and old[n] == name:
+                n += 1
+            else:
+                entered = [name]
+            gen = gen.gi_yieldfrom
+        if entered is None:
+            if n == n_old:
+                return
+            entered = []
+        self.events.append((tid, self.sim.now, n, entered))
         del old[n:]
-        for name in entered[i:]:
-            append(("B", name, tid, now))
-            old.append(name)
+        old += entered
 
     def replace_stack(self, tid: int, old: list[str], stack: list[str]) -> None:
-        """End the slices of ``old`` below its common prefix with ``stack``, begin those of
-        ``stack`` (``old`` becomes ``stack``)."""
+        """Record the change from ``old`` to ``stack`` (``old`` becomes ``stack``)."""
         n = 0
         for a, b in zip(old, stack):
             if a != b:
@@ -191,11 +188,7 @@ class PerfettoTracer:
             n += 1
         if n == len(old) == len(stack):
             return
-        now, append = self.sim.now, self.events.append
-        for name in reversed(old[n:]):
-            append(("E", name, tid, now))
-        for name in stack[n:]:
-            append(("B", name, tid, now))
+        self.events.append((tid, self.sim.now, n, stack[n:]))
         old[n:] = stack[n:]
 
     def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
@@ -314,8 +307,8 @@ class PerfettoTracer:
         self.closed = True
         now = self.sim.now
         for tid, stack in self.stacks.items():
-            for name in reversed(stack):
-                self.events.append(("E", name, tid, now))
+            if stack:
+                self.events.append((tid, now, 0, []))
             self.stacks[tid] = []
 
     def trace(self) -> dict[str, Any]:
@@ -324,10 +317,24 @@ class PerfettoTracer:
         # inodes queued whose cleanup never ran in a worker (cleaned up at unmount without a
         # filesystem cleanup, or still queued): their arrows have no end and are left out
         unfinished = self.unfinished | set(self.flows.values())
-        events = [e if isinstance(e, dict) else _as_dict(e)
-                  for e in self.events
-                  if not (unfinished and isinstance(e, dict) and e["ph"] == "s"
-                          and e["id"] in unfinished)]
+        events: list[dict[str, Any]] = []
+        append = events.append
+        stacks: dict[int, list[str]] = {}  # the slice stacks replayed from the records
+        for e in self.events:
+            if e.__class__ is dict:
+                if not (unfinished and e["ph"] == "s" and e["id"] in unfinished):
+                    append(e)
+            elif e[0] == "i":
+                append(_instant(e))
+            else:
+                tid, ts, keep, entered = e[0], _us(e[1]), e[2], e[3]
+                stack = stacks.setdefault(tid, [])
+                for name in reversed(stack[keep:]):
+                    append({"ph": "E", "name": name, "pid": _PID, "tid": tid, "ts": ts})
+                del stack[keep:]
+                for name in entered:
+                    append({"ph": "B", "name": name, "pid": _PID, "tid": tid, "ts": ts})
+                stack += entered
         return {"traceEvents": events, "displayTimeUnit": "ns"}
 
     def write(self, path: str) -> None:

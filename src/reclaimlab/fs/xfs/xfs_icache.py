@@ -178,22 +178,26 @@ def xfs_reclaim_inode(mp: xfs_mount, ip: xfs_inode, blocking: bool):
     Non-blocking (5.9+): skip if the ILOCK is contended or the inode is pinned in the CIL or dirty
     in the AIL. Blocking (pre-5.9 ``SYNC_WAIT``): wait for the ILOCK, force the log, write the
     cluster and wait.
+
+    The reclaimer owns the inode from the grab on (``xfs_reclaim_igrab``: ``XFS_IRECLAIM`` set
+    under ``i_flags_lock`` before anything may sleep), so a concurrent reclaimer (kswapd and
+    direct reclaimers walk the same tree) skips it; a failed attempt drops the flag again.
     """
     if ip.i_gcflags & XFS_IRECLAIM or not ip.i_gcflags & XFS_IRECLAIMABLE:
         return False
+    ip.i_gcflags |= XFS_IRECLAIM
     if ip.i_lock is not None:
         if blocking:
             yield from down_write(ip.i_lock)
         elif not down_write_trylock(ip.i_lock):
+            ip.i_gcflags &= ~XFS_IRECLAIM
             return False
     try:
-        if ip.li_state is not None:
-            if not blocking:
-                return False
+        if ip.li_state is not None and blocking:
             yield from xfs_iflush_and_wait(mp, ip)
         if not ip.i_gcflags & XFS_IRECLAIMABLE or ip.li_state is not None:
+            ip.i_gcflags &= ~XFS_IRECLAIM
             return False
-        ip.i_gcflags |= XFS_IRECLAIM
     finally:
         if ip.i_lock is not None:
             up_write(ip.i_lock)
