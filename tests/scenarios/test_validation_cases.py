@@ -48,7 +48,6 @@ def test_bs_gt_ps_64k_blocks_are_costly_nofail():
     assert not warnings_of(r4, "nofail_costly_order")
 
 
-@PENDING
 def test_xfs_blocking_reclaim_stalls_allocations_more():
     blocking, nonblocking = run_many([
         ("xfs-reclaim-latency", "native", ["fs.0.blocking_reclaim=true"]),

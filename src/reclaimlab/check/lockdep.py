@@ -63,8 +63,12 @@ class Lockdep(Detector):
         self.deps: dict[str, list[str]] = {}
         # (prev, next) -> (task, stack) of the acquisition that created the edge
         self.edge_trace: dict[tuple[str, str], tuple[str, list[str]]] = {}
-        # (pid, id(lock)) -> (trylock, function that took it, class), for locks currently held
-        self.held_info: dict[tuple[int, int], tuple[bool, str, str]] = {}
+        # pid -> (lock, trylock, function that took it, class) of each lock held, in order
+        self.held_by: dict[int, list[tuple[Any, bool, str, str]]] = {}
+        # pid -> (class, trylock) of each lock held: the task's lock chain
+        self.chain_of: dict[int, list[tuple[str, bool]]] = {}
+        # (class, chain) acquisitions already validated (``lookup_chain_cache``)
+        self.chains: set[tuple[str, tuple[tuple[str, bool], ...]]] = set()
         self.pending: dict[int, tuple[bool, str]] = {}
         # every (prev, next) in ``deps``, for a constant-time check of a known edge
         self.edges: set[tuple[str, str]] = set()
@@ -81,23 +85,52 @@ class Lockdep(Detector):
         self.lock_acquire(task, lock, bool(info and info["trylock"]), lock_class(lock, info))
 
     def on_lock_acquired(self, task: Any, lock: Any, info: Any) -> None:
-        trylock, cls = self.pending.pop(task.pid, (False, lock.name))
-        self.held_info[(task.pid, id(lock))] = (trylock, acquire_site(task), cls)
+        pid = task.pid
+        trylock, cls = self.pending.pop(pid, (False, lock.name))
+        entries = self.held_by.get(pid)
+        if entries is None:
+            entries = self.held_by[pid] = []
+            self.chain_of[pid] = []
+        entries.append((lock, trylock, acquire_site(task), cls))
+        self.chain_of[pid].append((cls, trylock))
 
     def on_lock_release(self, task: Any, lock: Any, info: Any) -> None:
-        self.held_info.pop((task.pid, id(lock)), None)
+        entries = self.held_by.get(task.pid)
+        if entries:
+            for i in range(len(entries) - 1, -1, -1):
+                if entries[i][0] is lock:
+                    del entries[i]
+                    del self.chain_of[task.pid][i]
+                    return
+
+    def held_entries(self, task: Any) -> list[tuple[Any, bool, str, str]]:
+        """``(lock, trylock, at, class)`` of each lock ``task`` holds, in acquisition order
+        (rebuilt from ``task.held_locks`` if they differ: a lock taken before lockdep was
+        attached has an unknown site and its name as class)."""
+        held = task.held_locks
+        entries = self.held_by.get(task.pid, [])
+        if len(entries) != len(held) or (held and entries[-1][0] is not held[-1]):
+            known = {id(e[0]): e for e in entries}
+            entries = [known.get(id(h)) or (h, False, "?", h.name) for h in held]
+            self.held_by[task.pid] = entries
+            self.chain_of[task.pid] = [(e[3], e[1]) for e in entries]
+        return entries
 
     def held(self, task: Any, lock: Any) -> tuple[bool, str, str]:
         """``(trylock, at, class)`` of a lock ``task`` holds."""
-        return self.held_info.get((task.pid, id(lock)), (False, "?", lock.name))
+        for h, trylock, at, cls in self.held_entries(task):
+            if h is lock:
+                return trylock, at, cls
+        return False, "?", lock.name
 
     # ------------------------------------------------------------------ acquisition
     def lock_acquire(self, task: Any, lock: Any, trylock: bool, cls: str) -> None:
         """``__lock_acquire`` → ``validate_chain``: check, then record dependencies.
 
-        Known edges are kept in a set (``self.edges``) so that the common case, every edge
-        already in the graph, costs one lookup per held lock and no graph search, as the
-        kernel's lock-chain hash cache (``lookup_chain_cache``) spares it ``check_prevs_add``.
+        As the kernel's ``lookup_chain_cache``, an acquisition of a class on top of a chain
+        of held classes already validated is not validated again: nothing new can be found
+        (edges are only added, and each report is made once). Known edges are kept in a set
+        (``self.edges``), so an edge already in the graph costs no graph search.
         """
         pid = task.pid
         self.pending[pid] = (trylock, cls)
@@ -110,17 +143,17 @@ class Lockdep(Detector):
             self.might_sleep(task, lock)
         if trylock:
             return
-        held_info = self.held_info
-        infos = [held_info.get((pid, id(h))) or (False, "?", h.name) for h in held]
-        for h, (_, _, h_cls) in zip(held, infos):
+        entries = self.held_entries(task)
+        key = (cls, tuple(self.chain_of[pid]))
+        if key in self.chains:
+            return
+        self.chains.add(key)
+        for h, _, _, h_cls in entries:
             if h_cls == cls:
                 self.print_deadlock_bug(task, h, lock, cls)
                 return
-        edges = self.edges
-        for i in range(len(held) - 1, -1, -1):
-            h_trylock, _, h_cls = infos[i]
-            if (h_cls, cls) not in edges:
-                self.check_prev_add(task, held[i], h_cls, lock, cls)
+        for h, h_trylock, _, h_cls in reversed(entries):
+            self.check_prev_add(task, h, h_cls, lock, cls)
             if not h_trylock:
                 break
 

@@ -6,9 +6,9 @@ A run of the simulator is deterministic given its seed, except where the runtime
 burst's end, a device completion, a delayed work's timer, a wait's timeout — fires next
 (``policy.choose_timer``). ``ChoicePolicy`` implements both hooks through one ``pick`` and records
 every answer, so a run is fully described by (scenario, design, seed, overrides, time mode,
-choice list) and replaying the list reproduces it exactly. Index 0 is always the runtime's default (FIFO for tasks, earliest
-for timers): a choice list is a list of deviations from the plain run, and a list of zeros, or an
-empty list, is the plain run itself.
+choice list) and replaying the list reproduces it exactly. Index 0 is always the runtime's
+default (FIFO for tasks, earliest for timers): a choice list is a list of deviations from the
+plain run, and a list of zeros, or an empty list, is the plain run itself.
 
 After the given ``prefix`` is used up, choices come from ``chooser`` (the strategy) or default to
 0. A prefix entry that is out of range (the run diverged, as happens while shrinking) also

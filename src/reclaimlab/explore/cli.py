@@ -70,7 +70,7 @@ def run_explore(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         raise ExploreUserError("--start must be >= 0 ns")
     time_mode = TimeMode(not args.timed, args.window, args.start)
     if args.fork is None:
-        args.fork = hasattr(os, "fork") and args.scenario not in TOYS
+        args.fork = args.strategy == "dfs" and hasattr(os, "fork") and args.scenario not in TOYS
     strategy = make_strategy(args.strategy, args.seed or 0, args.max_depth, args.preemptions,
                              args.pct_depth, time_mode, args.fork,
                              not args.no_state_hashing, not args.no_symmetry)
@@ -130,7 +130,7 @@ def describe(cex: Counterexample, target: Any = None) -> tuple[str, Outcome]:
     focus += [e["task"] for f in outcome.findings for e in f.data.get("cycle", [])]
     text = (f"{splats}\n\ninterleaving (one column per task):\n"
             f"{render_timeline(rec.rows, outcome.policy.labels, focus)}")
-    outcome.result  # built before the run is unwound
+    outcome.result  # noqa: B018 - build (and cache) the run result before the run is unwound
     outcome.discard()
     return text, outcome
 

@@ -2,9 +2,10 @@
 
 A counterexample is a choice list; smaller means fewer non-default choices (fewer preemptions),
 then a shorter list, then smaller values (shortlex, as Hypothesis orders its choice sequences).
-Candidates zero blocks of choices, delete one, or lower one (``candidates``); a candidate is kept when its run violates the same property again, and what is kept is the
-list that run actually recorded, trailing defaults stripped. Runs are cheap but not free, so the
-number of runs is bounded.
+Candidates zero blocks of choices, delete one, or lower one (``candidates``); a candidate is
+kept when its run violates the same property again, and what is kept is the list that run
+actually recorded, trailing defaults stripped. Runs are cheap but not free, so the number of
+runs is bounded.
 """
 
 from __future__ import annotations

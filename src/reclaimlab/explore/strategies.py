@@ -19,6 +19,8 @@ strategy has nothing left (``complete``) or the budget of schedules is spent.
   state already explored with at least the same remaining bounds cuts the schedule there, which
   also merges interleavings of independent steps that commute to the same state — the
   reduction a sleep set would give, without needing to know which steps are independent.
+  Among identical-looking ready tasks (idle workers of one pool) only one is tried (symmetry).
+  ``fork.ForkDFS`` is the same search with fork(2) sharing each schedule's prefix.
 """
 
 from __future__ import annotations

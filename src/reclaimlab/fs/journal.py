@@ -561,8 +561,9 @@ def jbd2_write_log(journal: journal_t, nblocks: int):
 def jbd2_journal_file_checkpoints(journal: journal_t, t: transaction_t) -> None:
     """After a commit: each buffer goes to ``t``'s checkpoint list and is dirtied in the bdev cache.
 
-    A buffer already re-used by the next transaction is refiled there
-    (``__jbd2_journal_refile_buffer``).
+    A buffer already re-used by the next transaction is refiled there and stays journal-dirty
+    rather than dirty (``__jbd2_journal_refile_buffer``), so writeback cannot write the running
+    transaction's content home before it commits.
     """
     for jh in t.t_buffers:
         if jh.b_cp_transaction is not None and jh.b_cp_transaction is not t:
@@ -576,8 +577,9 @@ def jbd2_journal_file_checkpoints(journal: journal_t, t: transaction_t) -> None:
         jh.b_next_transaction = None
         jh.b_transaction = nxt
         if nxt is not None:
-            nxt.t_buffers.append(jh)
-        buffer.mark_buffer_dirty(jh.bh)
+            nxt.t_buffers.append(jh)      # stays journal-dirty: its home write waits again
+        else:
+            buffer.mark_buffer_dirty(jh.bh)
     t.t_buffers = []
 
 
@@ -607,10 +609,27 @@ def __jbd2_log_wait_for_space(journal: journal_t):
         mutex_unlock(journal.j_checkpoint_mutex)
 
 
+def __cp_buffer_busy(jh: journal_head) -> bool:
+    """``__cp_buffer_busy``: a checkpointed buffer is not yet home while it is dirty, under IO,
+    or journalled again by a newer transaction (``b_transaction``)."""
+    return jh.b_transaction is not None or bool(jh.bh.b_state & (buffer.BH_Dirty | buffer.BH_Lock))
+
+
 def jbd2_log_do_checkpoint(journal: journal_t):
-    """``jbd2_log_do_checkpoint``: write back the oldest transaction's buffers, advance the tail."""
+    """``jbd2_log_do_checkpoint``: write back the oldest transaction's buffers, advance the tail.
+    A buffer journalled again by a newer transaction forces that transaction's commit first and
+    the walk is retried (the commit moves the buffer to the newer checkpoint list)."""
     task = current()
     t = journal.j_checkpoint_transactions[0]
+    while True:
+        newer = next((jh.b_transaction for jh in t.t_checkpoint_list
+                      if jh.b_transaction is not None), None)
+        if newer is None:
+            break
+        __jbd2_log_start_commit(journal, newer.t_tid)
+        yield from jbd2_log_wait_commit(journal, newer.t_tid)
+        if not journal.j_checkpoint_transactions or journal.j_checkpoint_transactions[0] is not t:
+            return
     journal.stats["checkpoints"] += 1
     journal.sim.emit("tracepoint", task, journal, {"name": "jbd2_checkpoint", "tid": t.t_tid,
                                                    "buffers": len(t.t_checkpoint_list)})
@@ -619,7 +638,7 @@ def jbd2_log_do_checkpoint(journal: journal_t):
     for i in range(0, len(dirty), JBD2_NR_BATCH):
         yield from buffer.write_dirty_buffers(dirty[i:i + JBD2_NR_BATCH])
     for jh in list(t.t_checkpoint_list):
-        if not buffer.buffer_dirty(jh.bh):
+        if not __cp_buffer_busy(jh):
             __jbd2_journal_remove_checkpoint(journal, jh)
     yield from jbd2_cleanup_journal_tail(journal)
 
@@ -629,7 +648,7 @@ def __jbd2_journal_clean_checkpoint_list(journal: journal_t) -> None:
     flushers or ``sync``) from the checkpoint lists, without IO; the tail may then move."""
     for t in list(journal.j_checkpoint_transactions):
         for jh in list(t.t_checkpoint_list):
-            if not jh.bh.b_state & (buffer.BH_Dirty | buffer.BH_Lock):
+            if not __cp_buffer_busy(jh):
                 __jbd2_journal_remove_checkpoint(journal, jh)
     jbd2_cleanup_journal_tail_nowrite(journal)
 
@@ -651,7 +670,7 @@ def jbd2_journal_shrink_scan(journal: journal_t, sc: Any):
             if scanned >= sc.nr_to_scan:
                 break
             scanned += 1
-            if not jh.bh.b_state & (buffer.BH_Dirty | buffer.BH_Lock):
+            if not __cp_buffer_busy(jh):
                 __jbd2_journal_remove_checkpoint(journal, jh)
                 freed += 1
     yield Run(CHECKPOINT_NS_PER_BUFFER * scanned)
