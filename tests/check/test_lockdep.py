@@ -258,3 +258,30 @@ def test_nesting_subclass_reported_by_the_runtime_makes_a_distinct_class():
     sim.run()
     assert checks.findings == []
     assert checks.lockdep.deps["&type->i_mutex_dir_key#ext4"] == ["&type->i_mutex_dir_key#ext4/1"]
+
+
+def test_a_lock_released_out_of_order_leaves_the_chain_of_those_still_held():
+    """Holding B after releasing A first, taking C records B --> C (not A --> C): the later
+    C-then-B order closes a cycle. Repeating an order (a chain already validated) adds nothing."""
+    sim = Simulation()
+    checks = attach_checks(sim)
+    a, b, c = Mutex("A"), Mutex("B"), Mutex("C")
+
+    def body():
+        for _ in range(2):
+            yield from mutex_lock(a)
+            yield from mutex_lock(b)
+            mutex_unlock(a)
+            yield from mutex_lock(c)
+            mutex_unlock(c)
+            mutex_unlock(b)
+            yield 1
+        yield from mutex_lock(c)
+        yield from mutex_lock(b)
+        mutex_unlock(b)
+        mutex_unlock(c)
+
+    sim.spawn(body(), "t")
+    sim.run()
+    assert [f.kind for f in checks.findings] == ["lockdep_circular"]
+    assert checks.findings[0].data["chain"] == ["B", "C"]

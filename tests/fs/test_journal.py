@@ -196,3 +196,92 @@ def test_kjournald2_commits_the_running_transaction_after_the_commit_interval():
 def test_a_journal_smaller_than_a_transaction_is_rejected(blocks):
     with pytest.raises(ValueError, match="smaller than"):
         JournalConfig(blocks)
+
+
+def test_rejournalling_a_checkpointed_buffer_takes_it_away_from_writeback_until_commit():
+    """__jbd2_journal_file_buffer clears BH_Dirty (it becomes journal-dirty): the home write of a
+    buffer in the running transaction must wait for its commit, which dirties it again."""
+    m, bdev, j = make_journal()
+
+    def commit_then_modify_again():
+        yield from modify(j, bdev, [7])
+        yield from jbd2_journal_force_commit(j)
+        bh = jbd2.buffer.__find_get_block(bdev, 7)
+        dirty_after_commit = buffer.buffer_dirty(bh)
+        yield from modify(j, bdev, [7])
+        dirty_while_journalled = buffer.buffer_dirty(bh)
+        yield from jbd2_journal_force_commit(j)
+        buffer.brelse(bh)
+        return dirty_after_commit, dirty_while_journalled, buffer.buffer_dirty(bh)
+
+    assert m.run(commit_then_modify_again()) == (True, False, True)
+
+
+def test_checkpointing_a_buffer_journalled_again_forces_the_newer_commit_first():
+    """__cp_buffer_busy: a buffer on an old checkpoint list but in the running transaction is
+    not home yet; jbd2_log_do_checkpoint commits the newer transaction before moving the tail."""
+    m, bdev, j = make_journal()
+
+    def run():
+        yield from modify(j, bdev, [5, 6])
+        yield from jbd2_journal_force_commit(j)
+        yield from modify(j, bdev, [5])
+        commits = j.stats["commits"]
+        yield from jbd2.jbd2_log_checkpoint_all(j)
+        return commits
+
+    commits = m.run(run())
+    assert j.stats["commits"] == commits + 1
+    assert j.j_checkpoint_transactions == [] and jbd2.jbd2_journal_check_invariants(j) == []
+
+
+def test_the_journal_shrinker_releases_written_back_checkpointed_buffers_for_reclaim():
+    """jbd2_journal_shrink_scan: once a checkpointed buffer was written home (here by the block
+    device's writepages, as the flushers do), the shrinker drops its journal head, and
+    try_to_free_buffers (release_folio) may then free the folio; a dirty one stays pinned."""
+    from reclaimlab.mm.shrinker import shrink_control
+
+    m, bdev, j = make_journal()
+
+    def run():
+        yield from modify(j, bdev, [3000, 4000])
+        yield from jbd2_journal_force_commit(j)
+        counted = jbd2.jbd2_journal_shrink_count(j, None)
+        yield from bdev.mapping.a_ops.writepages(bdev.mapping, 1)   # block 3000's folio only
+        sc = shrink_control(GFP_KERNEL, 0)
+        sc.nr_to_scan = 128
+        freed = yield from jbd2.jbd2_journal_shrink_scan(j, sc)
+        return counted, freed
+
+    assert m.run(run()) == (2, 1)
+    assert jbd2.jbd2_journal_shrink_count(j, None) == 1
+    f3000 = buffer._folio_buffers(bdev, 3000)[3000].b_folio
+    f4000 = buffer._folio_buffers(bdev, 4000)[4000].b_folio
+    assert bdev.mapping.a_ops.release_folio(f3000)
+    assert not bdev.mapping.a_ops.release_folio(f4000)
+
+
+def test_the_flushers_write_committed_metadata_home_once_it_has_expired():
+    """The block device's inode is on the writeback lists like any dirty inode: after a commit
+    dirties the metadata in bd_mapping, wb_workfn writes it once dirty_expire has passed, with
+    no checkpoint, sync or unmount involved."""
+    from reclaimlab.vfs import syscalls
+
+    m = Machine(memory_mb=128)
+    cfg = m.sim.vfs.config
+    cfg.dirty_expire_interval_ns = NSEC_PER_SEC
+    cfg.dirty_writeback_interval_ns = NSEC_PER_SEC // 2
+    m.mount("ext4", commit_s=1.0)
+
+    def create():
+        fd = yield from syscalls.sys_open("/f", syscalls.O_CREAT | syscalls.O_RDWR)
+        yield from syscalls.sys_close(fd)
+
+    m.run(create())
+    mapping = m.dev.bd_mapping
+    j = m.sim.vfs.super_blocks[0].s_fs_info.s_journal
+    m.sim.run(until=m.sim.now + 1_200_000_000)           # the commit interval has passed
+    committed_dirty = len(mapping.dirty)
+    m.sim.run(until=m.sim.now + 3 * NSEC_PER_SEC)        # expired, and a flusher period later
+    assert j.stats["checkpoints"] == 0 and committed_dirty > 0
+    assert not mapping.dirty and mapping.dirtied_when is None

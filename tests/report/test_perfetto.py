@@ -125,3 +125,42 @@ def test_a_flow_without_a_worker_end_is_left_out():
     starts = [e for e in events if e["ph"] == "s"]
     ends = [e for e in events if e["ph"] == "f"]
     assert [e["id"] for e in starts] == [e["id"] for e in ends] == [1]
+
+
+def test_slices_are_those_of_the_full_stack_at_each_sample():
+    """The tracer re-reads only what changed in a task's generator chain; its slices are the
+    ones a full read of the stack (``task_stack``) at every sample gives, diffed by name."""
+    from reclaimlab.check import task_stack
+
+    not_sampled = {"wake", "lock_acquire", "lock_acquired", "lock_release", "alloc",
+                   "queue_depth"}
+
+    class FullStacks:
+        def __init__(self):
+            self.stacks, self.events = {}, []
+
+        def event(self, kind, task, obj, info):
+            if task is None or kind in not_sampled:
+                return
+            old, new = self.stacks.get(task.pid, []), task_stack(task)
+            if new and new[-1] == "event":  # this method, when the task is the running one
+                new.pop()
+            n = 0
+            while n < min(len(old), len(new)) and old[n] == new[n]:
+                n += 1
+            self.events += [("E", name, task.pid) for name in reversed(old[n:])]
+            self.events += [("B", name, task.pid) for name in new[n:]]
+            self.stacks[task.pid] = new
+
+    sim = Simulation(seed=5, ncpus=2)
+    synthetic_workload(sim, tasks=4, iterations=30)
+    obs = attach_observers(sim, trace=True)
+    reference = FullStacks()
+    sim.add_observer(reference)
+    sim.run()
+    traced = [(e["ph"], e["name"], e["tid"]) for e in obs.tracer.trace()["traceEvents"]
+              if e["ph"] in "BE"]
+    expected = reference.events + [("E", name, tid) for tid, stack in reference.stacks.items()
+                                   for name in reversed(stack)]
+    assert len(traced) > 100
+    assert traced == expected

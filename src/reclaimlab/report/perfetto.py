@@ -112,6 +112,7 @@ class PerfettoTracer:
                 self.thread(t)
         if checks is not None:
             checks.dmesg.listeners.append(self.finding)
+        self.event = self.dispatcher()
 
     # ------------------------------------------------------------------ tracks and slices
     def thread(self, task: Any) -> None:
@@ -191,17 +192,27 @@ class PerfettoTracer:
         self.events.append((tid, self.sim.now, n, stack[n:]))
         old[n:] = stack[n:]
 
-    def event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
-        if kind in _SAMPLED:
-            # the task runs, sleeps, blocks or exits: its clock may move on, sample its stack
-            self.update_stack(task)
-            return
-        if kind in self.routes:
-            route = self.routes[kind]
-            if route is not None:
-                route(task, obj, info)
-            return
-        # a subsystem event: an instant, named after its tracepoint, on the task's track
+    def dispatcher(self) -> Callable[[str, Any, Any, Any], None]:
+        """The observer's ``event(kind, task, obj, info)``, a closure (the runtime calls it for
+        every event): where a task stops (runs, sleeps, blocks, exits) its clock may move on,
+        so its stack is sampled; kinds with a route go there (wake-ups and lock events
+        nowhere); any other kind is a subsystem event, recorded as an instant."""
+        sampled, routes = _SAMPLED, self.routes
+        update_stack, subsystem_event = self.update_stack, self.subsystem_event
+
+        def event(kind: str, task: Any, obj: Any, info: Any) -> None:
+            if kind in sampled:
+                update_stack(task)
+            elif kind in routes:
+                route = routes[kind]
+                if route is not None:
+                    route(task, obj, info)
+            else:
+                subsystem_event(kind, task, obj, info)
+        return event
+
+    def subsystem_event(self, kind: str, task: Any, obj: Any, info: Any) -> None:
+        """An instant named after the event's tracepoint, on the task's track."""
         if task is not None:
             self.update_stack(task)
         if kind == "tracepoint":

@@ -10,7 +10,10 @@ Modules (one per kernel file it models):
 - ``dcache`` (fs/dcache.c): d_alloc/d_add/d_lookup/dput/d_delete, ``prune_dcache_sb``.
 - ``super`` (fs/super.c): ``alloc_super``, the per-sb shrinker, freeze protection, unmount.
 - ``fs_writeback`` (fs/fs-writeback.c): dirty inodes, flusher work, ``write_inode_now``.
-- ``evict_designs``: the sync / inodegc / passive-ref / native switch and passive-ref's worker.
+- ``evict_designs``: the design switch (``evict_or_defer``) and passive-ref's worker.
+- ``designs``: the registry of every design (name, summary, source, mechanism) and the design
+  predicates; ``evict_async`` (evict-async, split-evict), ``deferred_reclaim``
+  (deferred-reclaim) and ``evict_queue`` (their per-superblock worker) implement the proposals.
 - ``namei`` (fs/namei.c), ``file`` (open files, buffered IO), ``syscalls`` (``sys_*``).
 - ``state``: ``sim.vfs`` (``vfs_init``), configuration, statistics, ``leaked``,
   ``check_invariants``. ``errors``: ``KernelError``.

@@ -91,7 +91,7 @@ EVICT_DESIGNS: dict[str, EvictDesign] = {d.name: d for d in (
         "holding a passive reference; nlink > 0 eviction stays inline."),
     EvictDesign(
         "nofail-drop", "drop __GFP_NOFAIL in the eviction path under PF_MEMALLOC; errors stay",
-        "ext4 patch proposal after syzbot fd3f70a4509fca8c265d, September 2025",
+        "ext4 patch proposal, September 2025, after syzbot fd3f70a4509fca8c265d",
         "eviction stays inline; while a task with PF_MEMALLOC evicts, the filesystem's "
         "buffer-cache and buddy allocations lose __GFP_NOFAIL; a failure takes ext4's error "
         "path (`ext4_error`: errors=remount-ro makes the fs read-only; a failed delete leaves "
