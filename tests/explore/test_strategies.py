@@ -148,3 +148,16 @@ def test_symmetry_tries_one_of_identical_ready_tasks():
                                        symmetry=False))
     assert reduced.complete and full.complete
     assert (reduced.schedules, full.schedules) == (1, 24)
+
+
+def test_pct_reorders_timed_events_only_at_change_points():
+    from reclaimlab.explore.strategies import PCTStrategy
+
+    strategy = PCTStrategy(seed=3, depth=3)
+    target = toy_target("toy:ordered")
+    for _ in range(30):
+        policy = strategy.next_policy()
+        outcome = target.run(policy)
+        strategy.record(policy, outcome)
+        timer_deviations = [c for c, k in zip(policy.choices, policy.kinds) if k == "timer" and c]
+        assert len(timer_deviations) <= strategy.depth - 1

@@ -6,9 +6,11 @@ strategy has nothing left (``complete``) or the budget of schedules is spent.
 
 - ``random``: every choice uniformly at random (``random.Random(seed)``, never ``sim.rng``).
 - ``pct``: probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010): random distinct
-  priorities per task, the highest-priority option wins, and at ``depth - 1`` change points drawn
-  over the expected number of choice points the winner's priority drops below all others. A bug
-  of depth d is found with probability at least 1/(n k^(d-1)) per schedule.
+  priorities per task, the highest-priority ready task wins, and at ``depth - 1`` change points
+  drawn over the expected number of choice points the winner's priority drops below all others.
+  A bug of depth d is found with probability at least 1/(n k^(d-1)) per schedule. Timed events
+  keep their time order except at a change point, where the favourite's event not due first
+  fires (so time keeps advancing).
 - ``dfs``: bounded exhaustive search over the tree of choices, in the style of Hypothesis'
   ``choicetree.py``: each schedule replays the first untried branch, exhausted subtrees are
   marked dead, the space is complete when the root is. Bounds as in CHESS (Musuvathi & Qadeer,
@@ -33,7 +35,9 @@ from typing import Any, Callable, Sequence, TextIO
 
 from reclaimlab.sim import Simulation
 
-from .choice import ABSTRACT, TASK, ChoicePolicy, TimeMode, option_label, option_owner
+from .choice import (
+    ABSTRACT, TASK, TIMER, ChoicePolicy, TimeMode, option_label, option_owner,
+)
 from .state import StateHasher
 from .target import DEFAULT_PROPERTIES, Outcome, Target, run_schedule, stop_kinds
 
@@ -100,13 +104,21 @@ class PCTStrategy:
     def choose(self, policy: ChoicePolicy, sim: Simulation, kind: str, options: list) -> int:
         self.states += 1
         self.step += 1
+        change = self.step in self.change_points
+        if kind == TIMER and not change:
+            # Timed events fire in time order except at change points: always letting the
+            # favourite's timer overtake would starve time itself (a task polling with a sleep
+            # would be woken again and again at the same instant).
+            return 0
         keys = [self._key(o) for o in options]
         prio = self.priority
         for k in keys:
             if k not in prio:  # a newcomer gets a random priority above every changed one
                 prio[k] = self.depth + self.rng.random()
+        if kind == TIMER:  # a change point: the favourite among the events not due first
+            return max(range(1, len(keys)), key=lambda i: prio[keys[i]])
         best = max(range(len(keys)), key=lambda i: prio[keys[i]])
-        if self.step in self.change_points:
+        if change:
             prio[keys[best]] = self.depth - 1 - self.change_points.index(self.step)
             best = max(range(len(keys)), key=lambda i: prio[keys[i]])
         return best
