@@ -418,14 +418,24 @@ def jbd2_journal_get_write_access(handle: handle_t, bh: buffer_head):
     yield from buffer.wait_on_buffer(bh)
     jh = yield from jbd2_journal_add_journal_head(journal, bh)
     t = handle.h_transaction
-    if jh.b_transaction is journal.j_committing_transaction and jh.b_transaction is not None:
-        if jh.b_frozen is None:
-            jh.b_frozen = yield from jbd2_alloc(journal, bh.b_size, GFP_NOFS | __GFP_NOFAIL)
-        jh.b_next_transaction = t
-    elif jh.b_transaction is None:
-        buffer.clear_buffer_dirty(bh)
-        jh.b_transaction = t
-        t.t_buffers.append(jh)
+    while True:
+        if jh.b_transaction is journal.j_committing_transaction and jh.b_transaction is not None:
+            if jh.b_frozen is None:
+                # The copy is allocated with no lock held and the state re-checked
+                # (``goto repeat``): the commit may finish while the allocation sleeps.
+                frozen = yield from jbd2_alloc(journal, bh.b_size, GFP_NOFS | __GFP_NOFAIL)
+                if jh.b_frozen is None and jh.b_transaction is journal.j_committing_transaction \
+                        and jh.b_transaction is not None:
+                    jh.b_frozen = frozen
+                else:
+                    jbd2_free(frozen)
+                continue
+            jh.b_next_transaction = t
+        elif jh.b_transaction is None:
+            buffer.clear_buffer_dirty(bh)
+            jh.b_transaction = t
+            t.t_buffers.append(jh)
+        return
 
 
 def jbd2_journal_dirty_metadata(handle: handle_t, bh: buffer_head):
@@ -688,6 +698,9 @@ def jbd2_journal_flush(journal: journal_t):
 def __jbd2_journal_remove_checkpoint(journal: journal_t, jh: journal_head) -> None:
     """``__jbd2_journal_remove_checkpoint``: a clean buffer leaves the checkpoint list."""
     t = jh.b_cp_transaction
+    if t is None:
+        raise AssertionError(f"journal head of block {jh.bh.b_blocknr} is on a checkpoint list "
+                             f"but has no b_cp_transaction")
     t.t_checkpoint_list.remove(jh)
     jh.b_cp_transaction = None
     if jh.b_transaction is None:

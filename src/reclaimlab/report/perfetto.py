@@ -176,7 +176,8 @@ class PerfettoTracer:
             if n == n_old:
                 return
             entered = []
-        self.events.append((tid, self.sim.now, n, entered))
+        # a tuple of strings: the collector stops tracking it, the trace does not slow it down
+        self.events.append((tid, self.sim.now, n, tuple(entered)))
         del old[n:]
         old += entered
 
@@ -189,7 +190,7 @@ class PerfettoTracer:
             n += 1
         if n == len(old) == len(stack):
             return
-        self.events.append((tid, self.sim.now, n, stack[n:]))
+        self.events.append((tid, self.sim.now, n, tuple(stack[n:])))
         old[n:] = stack[n:]
 
     def dispatcher(self) -> Callable[[str, Any, Any, Any], None]:
@@ -319,7 +320,7 @@ class PerfettoTracer:
         now = self.sim.now
         for tid, stack in self.stacks.items():
             if stack:
-                self.events.append((tid, now, 0, []))
+                self.events.append((tid, now, 0, ()))
             self.stacks[tid] = []
 
     def trace(self) -> dict[str, Any]:
