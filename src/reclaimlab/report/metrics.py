@@ -61,7 +61,9 @@ class Series:
         slot = t // self.quantum_ns
         if slot == self.slot:
             t0, old = points[-1]
-            points[-1] = (t0, self.pick(old, value))
+            best = self.pick(old, value)
+            if best != old:
+                points[-1] = (t0, best)
         elif not points or points[-1][1] != value:
             points.append((t, value))
             self.slot = slot

@@ -71,15 +71,15 @@ def _args(info: Any) -> dict[str, Any]:
     return _plain({"info": info})
 
 
-def _instant(e: tuple[Any, ...]) -> dict[str, Any]:
-    """The trace event of an instant's record ``("i", name, tid or None, ns, args or None)``."""
-    ev: dict[str, Any] = {"ph": "i", "name": e[1], "pid": _PID, "ts": _us(e[3])}
-    if e[2] is not None:
-        ev["tid"], ev["s"] = e[2], "t"
+def _instant(name: str, tid: int | None, ns: int, args: Any) -> dict[str, Any]:
+    """The trace event of an instant: on a thread's track, or process-wide without one."""
+    ev: dict[str, Any] = {"ph": "i", "name": name, "pid": _PID, "ts": _us(ns)}
+    if tid is not None:
+        ev["tid"], ev["s"] = tid, "t"
     else:
         ev["s"] = "p"
-    if e[4] is not None:
-        ev["args"] = e[4]
+    if args is not None:
+        ev["args"] = args
     return ev
 
 
@@ -89,8 +89,14 @@ class PerfettoTracer:
     def __init__(self, sim: Any, checks: Any = None, counter_ns: int = 10 * NSEC_PER_USEC) -> None:
         self.sim = sim
         self.counter_ns = counter_ns
-        # counter name -> (time slot, its event in ``events``), for the last value recorded
-        self.counters: dict[str, tuple[int, dict[str, Any]]] = {}
+        # counter name -> (time slot, index in ``events``) of the last value recorded
+        self.counters: dict[str, tuple[int, int]] = {}
+        # the trace as a flat stream, made trace events when written: a dict is an event
+        # (metadata, flows, watermarks, findings); other records are runs of plain values —
+        # slice changes ``"S", tid, ns, depth kept, n, <n names entered>``, instants
+        # ``"i", name, tid, ns, args``, counters ``"C", name, ns, series, value``. Plain values
+        # in one list allocate no container per record, so a long trace costs the garbage
+        # collector (and the run) nothing.
         self.events: list[Any] = [
             {"ph": "M", "name": "process_name", "pid": _PID, "args": {"name": "reclaimlab"}},
         ]
@@ -131,8 +137,8 @@ class PerfettoTracer:
         few attribute reads instead of a walk of the whole stack. For the running task (at
         ``block`` and instants) the interpreter frames are read (``task_stack``).
 
-        A change is recorded as one tuple ``(tid, ns, depth kept, names entered)``; the
-        ``E``/``B`` events are made from it when the trace is written.
+        A change is recorded as the depth kept and the names entered; the ``E``/``B`` events
+        are made from it when the trace is written.
         """
         tid = task.pid
         old = self.stacks.get(tid)
@@ -176,8 +182,9 @@ class PerfettoTracer:
             if n == n_old:
                 return
             entered = []
-        # a tuple of strings: the collector stops tracking it, the trace does not slow it down
-        self.events.append((tid, self.sim.now, n, tuple(entered)))
+        events = self.events
+        events += ("S", tid, self.sim.now, n, len(entered))
+        events += entered
         del old[n:]
         old += entered
 
@@ -190,8 +197,10 @@ class PerfettoTracer:
             n += 1
         if n == len(old) == len(stack):
             return
-        self.events.append((tid, self.sim.now, n, tuple(stack[n:])))
-        old[n:] = stack[n:]
+        entered = stack[n:]
+        self.events += ("S", tid, self.sim.now, n, len(entered))
+        self.events += entered
+        old[n:] = entered
 
     def dispatcher(self) -> Callable[[str, Any, Any, Any], None]:
         """The observer's ``event(kind, task, obj, info)``, a closure (the runtime calls it for
@@ -245,28 +254,32 @@ class PerfettoTracer:
 
     # ------------------------------------------------------------------ other records
     def instant(self, task: Any, name: str, info: Any) -> None:
-        """A thread instant (process-wide without a task); kept as a tuple until written,
-        its arguments made JSON-safe now (an object's ``repr`` is the one at this time)."""
+        """A thread instant (process-wide without a task), recorded as ``"i", name, tid, ns,
+        args``; its arguments are made JSON-safe now (an object's ``repr`` is the one at this
+        time)."""
         args = None if info is None else _args(info)
-        self.events.append(("i", name, task.pid if task is not None else None, self.sim.now,
-                            args))
+        self.events += ("i", name, task.pid if task is not None else None, self.sim.now, args)
 
     def counter(self, name: str, series: str, value: int,
                 pick: Callable[[int, int], int]) -> None:
-        """A counter value; within one ``counter_ns`` slot only the ``pick``-est is kept."""
-        slot = self.sim.now // self.counter_ns
+        """A counter value; within one ``counter_ns`` slot only the ``pick``-est is kept.
+
+        Recorded as ``"C", name, ns, series, value``; the value is replaced while its slot
+        lasts.
+        """
+        now = self.sim.now
+        slot = now // self.counter_ns
         last = self.counters.get(name)
         if last is not None:
-            last_slot, ev = last
+            last_slot, i = last
+            last_value = self.events[i + 4]
             if last_slot == slot:
-                ev["args"][series] = pick(ev["args"][series], value)
+                self.events[i + 4] = pick(last_value, value)
                 return
-            if ev["args"][series] == value:
+            if last_value == value:
                 return
-        ev = {"ph": "C", "name": name, "pid": _PID, "ts": _us(self.sim.now),
-              "args": {series: value}}
-        self.events.append(ev)
-        self.counters[name] = (slot, ev)
+        self.counters[name] = (slot, len(self.events))
+        self.events += ("C", name, now, series, value)
 
     def sample_zone(self) -> None:
         pgdat = getattr(self.sim, "pgdat", None)
@@ -320,7 +333,7 @@ class PerfettoTracer:
         now = self.sim.now
         for tid, stack in self.stacks.items():
             if stack:
-                self.events.append((tid, now, 0, ()))
+                self.events += ("S", tid, now, 0, 0)
             self.stacks[tid] = []
 
     def trace(self) -> dict[str, Any]:
@@ -332,14 +345,16 @@ class PerfettoTracer:
         events: list[dict[str, Any]] = []
         append = events.append
         stacks: dict[int, list[str]] = {}  # the slice stacks replayed from the records
-        for e in self.events:
+        stream, i, end = self.events, 0, len(self.events)
+        while i < end:
+            e = stream[i]
             if e.__class__ is dict:
                 if not (unfinished and e["ph"] == "s" and e["id"] in unfinished):
                     append(e)
-            elif e[0] == "i":
-                append(_instant(e))
-            else:
-                tid, ts, keep, entered = e[0], _us(e[1]), e[2], e[3]
+                i += 1
+            elif e == "S":
+                tid, ns, keep, count = stream[i + 1:i + 5]
+                ts, entered = _us(ns), stream[i + 5:i + 5 + count]
                 stack = stacks.setdefault(tid, [])
                 for name in reversed(stack[keep:]):
                     append({"ph": "E", "name": name, "pid": _PID, "tid": tid, "ts": ts})
@@ -347,6 +362,14 @@ class PerfettoTracer:
                 for name in entered:
                     append({"ph": "B", "name": name, "pid": _PID, "tid": tid, "ts": ts})
                 stack += entered
+                i += 5 + count
+            elif e == "i":
+                append(_instant(*stream[i + 1:i + 5]))
+                i += 5
+            else:  # "C"
+                append({"ph": "C", "name": stream[i + 1], "pid": _PID, "ts": _us(stream[i + 2]),
+                        "args": {stream[i + 3]: stream[i + 4]}})
+                i += 5
         return {"traceEvents": events, "displayTimeUnit": "ns"}
 
     def write(self, path: str) -> None:
