@@ -223,6 +223,12 @@ class Metrics(Detector):
                 "p999": min(h.get_value_at_percentile(99.9), self.alloc_max),
                 "max": self.alloc_max}
 
+    def alloc_latency_hist(self) -> str:
+        """The allocation-latency histogram in HdrHistogram's compressed base64 encoding, so
+        runs can be merged (sweeps add histograms across seeds)."""
+        self.flush_allocs()
+        return self.alloc_hist.encode().decode("ascii")
+
     def alloc_latency_cdf(self) -> list[list[float]]:
         """``[[ns, fraction], …]`` at ``CDF_PERCENTILES``, for plots and comparisons."""
         if not self.alloc_count:

@@ -79,6 +79,7 @@ def build_result(sim: Any, scenario: str, design: str, seed: int, wall_s: float,
         "invariants": {"ok": not violations, "violations": violations},
         "alloc_latency_log2": list(metrics.alloc_log2),
         "alloc_latency_cdf": metrics.alloc_latency_cdf(),
+        "alloc_latency_hist": metrics.alloc_latency_hist(),
         "blocked": metrics.blocked_time(),
         "dmesg": checks.dmesg.text() if checks is not None else "",
     }

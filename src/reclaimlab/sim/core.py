@@ -150,7 +150,9 @@ class Task:
         names = []
         g = self.gen
         while g is not None and hasattr(g, "gi_code"):
-            names.append(g.gi_code.co_name)
+            name = g.gi_code.co_name
+            if not name.startswith("_") or name.startswith("__"):
+                names.append(name)
             g = g.gi_yieldfrom
         return names
 

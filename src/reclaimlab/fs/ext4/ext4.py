@@ -18,9 +18,11 @@ from reclaimlab.fs.journal import (
     JBD2_MIN_JOURNAL_BLOCKS, jbd2__journal_start, jbd2_journal_dirty_metadata,
     jbd2_journal_extend, jbd2_journal_get_write_access, jbd2_journal_restart, jbd2_journal_stop,
 )
-from reclaimlab.mm.gfp import GFP_NOFS
-from reclaimlab.sim import NSEC_PER_SEC, RwSemaphore
-from reclaimlab.vfs.fs import Inode
+from reclaimlab.mm.gfp import GFP_NOFS, __GFP_MOVABLE, __GFP_NOFAIL
+from reclaimlab.sim import NSEC_PER_SEC, RwSemaphore, current
+from reclaimlab.vfs.designs import evict_gfp
+from reclaimlab.vfs.errors import KernelError
+from reclaimlab.vfs.fs import SB_RDONLY, Inode
 
 EXT4_GOOD_OLD_INODE_SIZE = 128
 EXT4_INODE_SIZE = 256                 # mke2fs default inode size
@@ -60,6 +62,7 @@ class Ext4Config:
     want_extra_isize: int = EXT4_WANT_EXTRA_ISIZE   # s_want_extra_isize (debug_want_extra_isize)
     mb_prealloc_blocks: int = 512                   # cap of a normalised data request
     max_blocks: int | None = None                   # use only this much of the device
+    errors: str = "continue"                        # errors=: EXT4_ERRORS_DEFAULT, or remount-ro
 
     @classmethod
     def from_options(cls, opts: dict) -> "Ext4Config":
@@ -101,6 +104,9 @@ class Ext4Config:
             raise ValueError(f"ext4: commit interval {self.commit_s} s must be > 0")
         if self.mb_prealloc_blocks < 1:
             raise ValueError("ext4: mb_prealloc_blocks must be >= 1")
+        if self.errors not in ("continue", "remount-ro"):
+            raise ValueError(f"ext4: errors={self.errors!r} must be continue or remount-ro "
+                             f"(panic is not modelled)")
 
     @property
     def journal_blocks(self) -> int:
@@ -200,8 +206,36 @@ def EXT4_SB(sb: Any) -> ext4_sb_info:
 
 # ------------------------------------------------------------------ journal glue
 def ext4_journal_start_sb(sb: Any, nblocks: int):
-    """``__ext4_journal_start_sb``: a handle on the filesystem's journal (``GFP_NOFS``)."""
+    """``__ext4_journal_start_sb``: a handle on the filesystem's journal (``GFP_NOFS``);
+    ``EROFS`` once an error made the filesystem read-only (``ext4_journal_check_start``)."""
+    if sb.s_flags & SB_RDONLY:
+        raise KernelError("EROFS", f"{sb!r} is read-only")
     return (yield from jbd2__journal_start(EXT4_SB(sb).s_journal, nblocks, GFP_NOFS))
+
+
+def ext4_error(sb: Any, ino: int, message: str) -> None:
+    """``ext4_error`` → ``ext4_handle_error``: report a metadata error (the run result's
+    ``fs_errors``); with ``errors=remount-ro`` the filesystem becomes read-only, so every later
+    journal start fails with ``EROFS``. Simplified: the journal is not aborted (running handles
+    complete); ``errors=panic`` is not modelled."""
+    if EXT4_SB(sb).config.errors == "remount-ro" and not sb.s_flags & SB_RDONLY:
+        sb.s_flags |= SB_RDONLY
+    read_only = bool(sb.s_flags & SB_RDONLY)
+    sb.s_sim.emit("tracepoint", current(), sb, {"name": "ext4_error", "ino": ino,
+                                               "message": message, "read_only": read_only})
+    sb.s_sim.vfs.fs_error(sb, ino, message, read_only)
+
+
+def ext4_getblk_evict(sbi: Any, block: int):
+    """``sb_getblk`` of a metadata block that eviction reads (inode table, bitmaps), with the
+    mask the ``nofail-drop`` proposal gives it: ``__GFP_NOFAIL`` unless ``evict_gfp`` drops it
+    (an eviction run by reclaim), and then ``ENOMEM`` when the allocation failed (the kernel
+    callers' ``if (!bh) return -ENOMEM``)."""
+    bh = yield from buffer.bdev_getblk(sbi.s_bdev, block,
+                                       evict_gfp(GFP_NOFS | __GFP_MOVABLE | __GFP_NOFAIL))
+    if bh is None:
+        raise KernelError("ENOMEM", f"{sbi.s_bdev.name}: buffer for block {block}")
+    return bh
 
 
 def ext4_journal_stop(handle: Any):

@@ -29,7 +29,8 @@ from reclaimlab.fs.ext4 import mballoc
 from reclaimlab.fs.ext4.xattr import ext4_try_to_expand_extra_isize, ext4_xattr_delete_inode
 from reclaimlab.fs.ext4.ext4 import (
     EXT4_DATA_TRANS_BLOCKS, EXT4_IGET_NS, EXT4_MARK_INODE_DIRTY_NS, EXT4_MAX_TRANS_DATA, EXT4_SB,
-    EXT4_STATE_NO_EXPAND, ext4_disk_inode, ext4_handle_dirty_metadata, ext4_inode_info,
+    EXT4_STATE_NO_EXPAND, ext4_disk_inode, ext4_error, ext4_getblk_evict,
+    ext4_handle_dirty_metadata, ext4_inode_info,
     ext4_journal_ensure_credits, ext4_journal_start_sb, ext4_journal_stop, ext4_sb_info,
 )
 from reclaimlab.fs.inodegc import xfs_inodegc_flush, xfs_inodegc_queue
@@ -103,7 +104,7 @@ def __ext4_get_inode_loc(sbi: ext4_sb_info, ino: int, in_mem: bool = False):
     """``__ext4_get_inode_loc``: the inode-table buffer (``sb_getblk``, NOFAIL), read unless
     ``in_mem`` and no other inode in the block is in use (then it is initialised in memory)."""
     group, block = ext4_inode_loc(sbi, ino)
-    bh = yield from buffer.sb_getblk(sbi.s_bdev, block)
+    bh = yield from ext4_getblk_evict(sbi, block)
     if buffer.buffer_uptodate(bh):
         return bh
     if in_mem and _itable_block_unused(sbi, group, ino):
@@ -176,7 +177,7 @@ def ext4_set_inode_from_disk(sbi: ext4_sb_info, inode: ext4_inode_info,
 # ------------------------------------------------------------------ inode allocation
 def ext4_read_inode_bitmap(sbi: ext4_sb_info, group: int):
     """``ext4_read_inode_bitmap``: the group's inode bitmap buffer (NOFAIL getblk, read)."""
-    bh = yield from buffer.sb_getblk(sbi.s_bdev, sbi.s_groups[group].inode_bitmap)
+    bh = yield from ext4_getblk_evict(sbi, sbi.s_groups[group].inode_bitmap)
     if not buffer.buffer_uptodate(bh):
         bh = yield from buffer.__bread_slow(bh)
     return bh
@@ -250,7 +251,12 @@ def ext4_free_inode(handle: Any, inode: ext4_inode_info, vfs_clear: bool = True)
     sbi = EXT4_SB(inode.i_sb)
     yield from ext4_clear_inode(inode, vfs_clear)
     group = (inode.i_ino - 1) // sbi.s_inodes_per_group
-    bh = yield from ext4_read_inode_bitmap(sbi, group)
+    try:
+        bh = yield from ext4_read_inode_bitmap(sbi, group)
+    except KernelError as err:                      # error_return: ext4_std_error
+        ext4_error(inode.i_sb, inode.i_ino, f"ext4_free_inode: couldn't free inode "
+                   f"({err.errno})")
+        return
     yield from ext4_handle_dirty_metadata(handle, bh)
     yield from mballoc.ext4_dirty_group_meta(handle, sbi, group, bh)
     buffer.brelse(bh)
@@ -365,7 +371,15 @@ def ext4_delete_inode(inode: ext4_inode_info, vfs_clear: bool):
     if freeze_protected:
         yield from sb_start_intwrite(sb)
     credits = ext4_blocks_for_truncate(inode) + 6 - 3
-    handle = yield from ext4_journal_start_sb(sb, credits)
+    try:
+        handle = yield from ext4_journal_start_sb(sb, credits)
+    except KernelError as err:                      # ext4_std_error, then no_delete
+        ext4_error(sb, inode.i_ino, f"ext4_evict_inode: couldn't delete inode ({err.errno})")
+        yield from ext4_orphan_del(None, inode)
+        if freeze_protected:
+            sb_end_intwrite(sb)
+        yield from ext4_clear_inode(inode, vfs_clear)
+        return
     try:
         yield from ext4_mark_inode_dirty(handle, inode)
         if inode.i_disk.extents:
@@ -374,6 +388,7 @@ def ext4_delete_inode(inode: ext4_inode_info, vfs_clear: bool):
     except KernelError as err:
         sb.s_sim.emit("tracepoint", current(), inode,
                       {"name": "ext4_evict_inode_error", "ino": inode.i_ino, "errno": err.errno})
+        ext4_error(sb, inode.i_ino, f"ext4_evict_inode: couldn't delete inode ({err.errno})")
         yield from ext4_journal_stop(handle)
         yield from ext4_orphan_del(None, inode)
         if freeze_protected:
@@ -440,7 +455,10 @@ def ext4_writepages(mapping: Any, nr: int):
         for f in folios[i:i + WRITEPAGES_BATCH]:       # mpage_prepare_extent_to_map
             if f.writeback:
                 yield from filemap.folio_wait_writeback(f)
-        handle = yield from ext4_journal_start_sb(sb, EXT4_DATA_TRANS_BLOCKS)
+        try:
+            handle = yield from ext4_journal_start_sb(sb, EXT4_DATA_TRANS_BLOCKS)
+        except KernelError:                             # read-only: the folios stay dirty
+            break
         runs: list[tuple[int, int, list[Any]]] = []     # (first block, blocks, folios)
         pending = None
         error = None

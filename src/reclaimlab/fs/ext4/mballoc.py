@@ -35,6 +35,8 @@ from reclaimlab.fs.journal import (
 from reclaimlab.mm import filemap
 from reclaimlab.mm.gfp import GFP_NOFS, __GFP_NOFAIL
 from reclaimlab.sim import Run
+from reclaimlab.fs.ext4.ext4 import ext4_error, ext4_getblk_evict
+from reclaimlab.vfs.designs import evict_gfp
 from reclaimlab.vfs.errors import KernelError
 
 MB_DEFAULT_PREALLOC_BLOCKS = 512      # s_mb_prealloc_table upper bound used for normalisation
@@ -147,7 +149,7 @@ def ext4_group_desc_block(sbi: Any, group: int) -> int:
 
 def ext4_read_block_bitmap(sbi: Any, group: int):
     """``ext4_read_block_bitmap``: the group's bitmap buffer, read if needed (NOFAIL getblk)."""
-    bh = yield from buffer.sb_getblk(sbi.s_bdev, sbi.s_groups[group].block_bitmap)
+    bh = yield from ext4_getblk_evict(sbi, sbi.s_groups[group].block_bitmap)
     if not buffer.buffer_uptodate(bh):
         bh = yield from buffer.__bread_slow(bh)
     return bh
@@ -296,7 +298,7 @@ def ext4_free_blocks(handle: Any, sbi: Any, pblk: int, count: int, metadata: boo
     group = pblk // sbi.s_blocks_per_group
     yield Run(MB_FREE_NS)
     bh = yield from ext4_read_block_bitmap(sbi, group)
-    yield from ext4_mb_load_buddy_gfp(sbi, group, GFP_NOFS | __GFP_NOFAIL)
+    yield from ext4_mb_load_buddy_gfp(sbi, group, evict_gfp(GFP_NOFS | __GFP_NOFAIL))
     yield from ext4_dirty_group_meta(handle, sbi, group, bh)
     buffer.brelse(bh)
     if metadata:
@@ -312,12 +314,20 @@ def ext4_discard_preallocations(sbi: Any, inode: Any):
     Loads each PA's group buddy with ``GFP_NOFS|__GFP_NOFAIL`` and reads its block bitmap
     (``ext4_mb_release_inode_pa``). Only in-core state changes: no handle is needed, which is why
     ``ext4_clear_inode`` can call it from any eviction — including one run by memory reclaim.
+    Under ``nofail-drop`` the loads may fail in reclaim: ``ext4_error`` and the PA's blocks stay
+    allocated (until fsck), as the kernel's "Error loading buddy information" path.
     """
     ei = inode
     while ei.i_prealloc_list:
         pa = ei.i_prealloc_list.pop(0)
-        yield from ext4_mb_load_buddy_gfp(sbi, pa.pa_group, GFP_NOFS | __GFP_NOFAIL)
-        bh = yield from ext4_read_block_bitmap(sbi, pa.pa_group)
+        try:
+            yield from ext4_mb_load_buddy_gfp(sbi, pa.pa_group,
+                                              evict_gfp(GFP_NOFS | __GFP_NOFAIL))
+            bh = yield from ext4_read_block_bitmap(sbi, pa.pa_group)
+        except KernelError as err:
+            ext4_error(inode.i_sb, inode.i_ino, f"ext4_discard_preallocations: error loading "
+                       f"buddy information for group {pa.pa_group} ({err.errno})")
+            continue
         yield Run(MB_DISCARD_PA_NS)
         ext4_mb_release_inode_pa(sbi, pa)
         buffer.brelse(bh)

@@ -35,6 +35,7 @@ from reclaimlab.vfs.fs import (
     I_DIRTY_PAGES, S_IFDIR, S_ISDIR, AddressSpaceOperations, FileOperations,
     FileSystemType, InodeOperations, SuperOperations,
 )
+from reclaimlab.vfs.errors import KernelError
 from reclaimlab.vfs.super import alloc_super
 
 EXT4_INODE_INFO_SIZE = 1096           # sizeof(struct ext4_inode_info) on x86-64, 6.12
@@ -197,8 +198,12 @@ def ext4_low_space(sbi: ext4_sb_info) -> bool:
 
 # ------------------------------------------------------------------ super_operations
 def ext4_dirty_inode(inode: ext4_inode_info, flags: int):
-    """``ext4_dirty_inode``: a 2-credit handle around ``ext4_mark_inode_dirty``."""
-    handle = yield from ext4i.ext4_journal_start_sb(inode.i_sb, 2)
+    """``ext4_dirty_inode``: a 2-credit handle around ``ext4_mark_inode_dirty``; nothing if no
+    handle can be started (read-only after an error), as the kernel."""
+    try:
+        handle = yield from ext4i.ext4_journal_start_sb(inode.i_sb, 2)
+    except KernelError:
+        return
     try:
         yield from ext4i.ext4_mark_inode_dirty(handle, inode)
     finally:
@@ -296,6 +301,7 @@ class Ext4SuperOperations(SuperOperations):
     freeze_fs = staticmethod(ext4_freeze)
     unfreeze_fs = staticmethod(ext4_unfreeze)
     inactive = staticmethod(ext4i.ext4_inactive)
+    needs_inactive = staticmethod(ext4i.ext4_inode_needs_inactive)
 
 
 EXT4_SOPS = Ext4SuperOperations()

@@ -253,6 +253,7 @@ class XfsSuperOperations(SuperOperations):
     freeze_fs = staticmethod(xfs_fs_freeze)
     unfreeze_fs = staticmethod(xfs_fs_unfreeze)
     inactive = staticmethod(xi.xfs_inactive)
+    needs_inactive = staticmethod(xi.xfs_inode_needs_inactive)
 
 
 XFS_SOPS = XfsSuperOperations()
