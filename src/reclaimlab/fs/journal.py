@@ -683,8 +683,9 @@ def jbd2_journal_shrink_scan(journal: journal_t, sc: Any):
             if not __cp_buffer_busy(jh):
                 __jbd2_journal_remove_checkpoint(journal, jh)
                 freed += 1
-    yield Run(CHECKPOINT_NS_PER_BUFFER * scanned)
-    sc.nr_scanned = scanned
+    # sc.nr_scanned is left at nr_to_scan, as the kernel's jbd2_journal_shrink_scan does: a
+    # pass over lists holding only busy buffers still counts as scanned, so do_shrink_slab ends.
+    yield Run(CHECKPOINT_NS_PER_BUFFER * max(scanned, 1))
     jbd2_cleanup_journal_tail_nowrite(journal)
     return freed
 

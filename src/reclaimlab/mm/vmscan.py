@@ -445,12 +445,15 @@ def kswapd_shrink_node(pgdat, sc: scan_control):
 
 
 def drop_slab(pgdat):
-    """``drop_slab`` (``echo 2 > drop_caches``): ``shrink_slab`` at priority 0 until a round
-    frees no more than 10 objects."""
+    """``drop_slab`` (``echo 2 > drop_caches``): ``shrink_slab`` at priority 0, repeated while
+    ``(freed >> shift++) > 1`` — each round must free twice as much as the last to go on, so a
+    shrinker that keeps freeing a little cannot hold the writer forever."""
+    shift = 0
     while True:
         freed = yield from shrink_slab(pgdat, GFP_KERNEL, 0)
-        if freed <= 10:
+        if (freed >> shift) <= 1:
             return
+        shift += 1
 
 
 def balance_pgdat(pgdat, order: int):

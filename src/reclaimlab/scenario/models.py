@@ -205,6 +205,9 @@ class Scenario(Strict):
             if bad:
                 raise ValueError(f"workload.{i}.cpus: CPU {bad[0]} does not exist"
                                  f" (machine.cpus = {self.machine.cpus})")
+        from reclaimlab.workload.recipe import check_recipe_paths
+
+        check_recipe_paths(self)
         return self
 
 

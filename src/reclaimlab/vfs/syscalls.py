@@ -317,11 +317,11 @@ def sys_thaw(path: str):
 
 def sys_drop_caches(mode: int):
     """``/proc/sys/vm/drop_caches``: bit 1 ``drop_pagecache_sb`` (clean folios of every cached
-    inode), bit 2 ``drop_slab`` (every shrinker, ``GFP_KERNEL``, until fewer than 10 objects
-    are freed in a pass) — in the calling task, without ``PF_MEMALLOC``."""
+    inode), bit 2 ``drop_slab`` (every shrinker, ``GFP_KERNEL``, while
+    ``(freed >> shift++) > 1``) — in the calling task, without ``PF_MEMALLOC``."""
     vfs = yield from _enter()
     from reclaimlab.mm.filemap import invalidate_mapping_pages
-    from reclaimlab.mm.shrinker import shrink_slab
+    from reclaimlab.mm.vmscan import drop_slab
 
     if mode & 1:
         for sb in list(vfs.super_blocks):
@@ -330,5 +330,4 @@ def sys_drop_caches(mode: int):
                     continue
                 invalidate_mapping_pages(inode.i_data)
     if mode & 2:
-        while (yield from shrink_slab(vfs.sim.pgdat, GFP_KERNEL, 0)) >= 10:
-            pass
+        yield from drop_slab(vfs.sim.pgdat)
