@@ -204,6 +204,8 @@ def _explain(raw: dict, err: dict, path: tuple, msg: str) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = sorted(_model_fields(raw, list(path[:-1])))
+        if not allowed:
+            return "unknown key (see docs/scenario.md for the keys of this table)"
         return f"unknown key; expected one of: {', '.join(allowed)}"
     if kind == "missing":
         return "required key is missing"
