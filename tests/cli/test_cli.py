@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from reclaimlab.vfs.designs import DESIGN_NAMES
+
 from reclaimlab.cli import main, misbehaved, parse_designs, UserError, write_atomically
 
 
@@ -24,7 +26,9 @@ def test_list_json_names_every_builtin_and_design(capsys):
         "overlay-unlink", "nofail-reclaim", "bs-gt-ps", "xfs-reclaim-latency", "rm-rf",
         "mini-overlay"}
     assert all(s["description"] for s in out["scenarios"])
-    assert [d["name"] for d in out["designs"]] == ["native", "sync", "inodegc", "passive-ref"]
+    names = [d["name"] for d in out["designs"]]
+    assert names[:4] == ["native", "sync", "inodegc", "passive-ref"]  # the contract's, first
+    assert names == list(DESIGN_NAMES) and all(d["description"] for d in out["designs"])
 
 
 def test_list_human(capsys):
@@ -90,7 +94,7 @@ def test_write_atomically_leaves_nothing_on_failure(tmp_path):
 
 
 def test_designs_parsing():
-    assert parse_designs(None) == ["native", "sync", "inodegc", "passive-ref"]
+    assert parse_designs(None) == list(DESIGN_NAMES)  # default: all designs
     assert parse_designs("sync, passive-ref,sync") == ["sync", "passive-ref"]
     with pytest.raises(UserError):
         parse_designs("sync,nope")
