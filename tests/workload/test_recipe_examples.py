@@ -56,7 +56,7 @@ def test_w1_sync_warns_from_kswapd_evicting_through_the_overlay_dentry(w1):
 # kernel-semantics.md §0, outermost first; ``destroy_inode`` twice: the VFS's, then the
 # overlay's ``->destroy_inode`` (ovl_destroy_inode), which drops the real ext4 dentry.
 W1_SHAPE = ["kswapd", "balance_pgdat", "shrink_node", "shrink_slab", "super_cache_scan",
-            "prune_dcache_sb", "__dentry_kill", "destroy_inode", "destroy_inode", "dput",
+            "prune_dcache_sb", "__dentry_kill", "destroy_inode", "ovl_destroy_inode", "dput",
             "__dentry_kill", "iput", "evict", "ext4_evict_inode", "__alloc_pages_slowpath"]
 
 

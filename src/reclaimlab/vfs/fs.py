@@ -187,6 +187,26 @@ class FileSystemType:
         yield
 
 
+# Scenario ``[[fs]]`` keys that are the mount's, not the filesystem's options.
+_MOUNT_KEYS = ("tunables", "type", "mountpoint", "device", "lazytime")
+
+
+def parse_mount_options(fs_name: str, config_cls: type, opts: dict) -> Any:
+    """``parse_monolithic_mount_data``/``fs_parse``: build ``config_cls`` (a dataclass) from the
+    ``[[fs]]`` keys with ``tunables`` merged in. ``inodegc_*`` keys belong to the inodegc
+    machinery and are skipped; an unknown key is rejected, as ``fs_parse`` rejects an unknown
+    parameter (simplified: a ``ValueError`` instead of ``-EINVAL``)."""
+    merged = {k: v for k, v in opts.items() if k not in _MOUNT_KEYS}
+    merged.update(opts.get("tunables", {}))
+    merged = {k: v for k, v in merged.items() if not k.startswith("inodegc_")}
+    known = config_cls.__dataclass_fields__
+    bad = sorted(k for k in merged if k not in known)
+    if bad:
+        raise ValueError(f"{fs_name}: unknown mount option(s) {', '.join(bad)} "
+                         f"(known: {', '.join(known)})")
+    return config_cls(**merged)
+
+
 class Inode:
     """``struct inode``.
 

@@ -115,7 +115,7 @@ def test_w1_overlay_dcache_reclaim_runs_the_real_eviction_in_kswapd(design):
     assert comm == "kswapd0" and flags & PF_MEMALLOC
     chain = ["shrink_slab", "do_shrink_slab", "super_cache_scan", "prune_dcache_sb",
              "shrink_dentry_list", "__dentry_kill", "dentry_unlink_inode", "iput", "iput_final",
-             "evict_or_defer", "evict", "destroy_inode", "destroy_inode", "dput",
+             "evict_or_defer", "evict", "destroy_inode", "ovl_destroy_inode", "dput",
              "__dentry_kill", "dentry_unlink_inode", "iput", "iput_final", "evict_or_defer",
              "evict", "evict_inode"]
     it = iter(stack)

@@ -22,7 +22,7 @@ from reclaimlab.mm.gfp import GFP_NOFS, __GFP_MOVABLE, __GFP_NOFAIL
 from reclaimlab.sim import NSEC_PER_SEC, RwSemaphore, current
 from reclaimlab.vfs.designs import evict_gfp
 from reclaimlab.vfs.errors import KernelError
-from reclaimlab.vfs.fs import SB_RDONLY, Inode
+from reclaimlab.vfs.fs import SB_RDONLY, Inode, parse_mount_options
 
 EXT4_GOOD_OLD_INODE_SIZE = 128
 EXT4_INODE_SIZE = 256                 # mke2fs default inode size
@@ -68,16 +68,7 @@ class Ext4Config:
     def from_options(cls, opts: dict) -> "Ext4Config":
         """Mount options (scenario ``[[fs]]`` keys, ``tunables`` merged in; ``inodegc_*`` keys are
         the inodegc machinery's); unknown keys rejected."""
-        merged = {k: v for k, v in opts.items() if k not in ("tunables", "type", "mountpoint",
-                                                             "device", "lazytime")}
-        merged.update(opts.get("tunables", {}))
-        merged = {k: v for k, v in merged.items() if not k.startswith("inodegc_")}
-        known = cls.__dataclass_fields__
-        bad = sorted(k for k in merged if k not in known)
-        if bad:
-            raise ValueError(f"ext4: unknown mount option(s) {', '.join(bad)} "
-                             f"(known: {', '.join(known)})")
-        return cls(**merged)
+        return parse_mount_options("ext4", cls, opts)
 
     def __post_init__(self) -> None:
         bs = self.block_size

@@ -14,11 +14,9 @@ copied.
 from __future__ import annotations
 
 from reclaimlab.sim import Mutex, mutex_lock, mutex_unlock
-from reclaimlab.vfs import dcache, namei
-from reclaimlab.vfs.errors import KernelError, unwinding
+from reclaimlab.vfs.errors import unwinding
 from reclaimlab.vfs.file import fput, vfs_open, vfs_read, vfs_write
-from reclaimlab.vfs.fs import O_RDONLY, O_WRONLY, S_ISDIR, S_ISREG, Dentry
-from reclaimlab.vfs.super import sb_end_write, sb_start_write
+from reclaimlab.vfs.fs import O_RDONLY, O_WRONLY, S_ISREG, Dentry
 
 OVL_COPY_CHUNK = 1 << 20
 
@@ -55,32 +53,11 @@ def ovl_copy_up_one(dentry: Dentry):
     inode = dentry.d_inode
     if inode.oi_upper is not None:
         return
-    from .namei import ovl_upper_sb
+    from .namei import ovl_create_real, ovl_upper_sb
     usb = ovl_upper_sb(dentry.d_sb)
-    upper_parent = dentry.d_parent.d_inode.oi_upper
-    udir = upper_parent.d_inode
     mode = inode.oi_lower.d_inode.i_mode
-    yield from sb_start_write(usb)
-    try:
-        yield from namei.inode_lock_nested(udir, namei.I_MUTEX_PARENT)
-        try:
-            real = yield from namei.lookup_one(upper_parent, dentry.d_name)
-            try:
-                if real.d_inode is not None:
-                    raise KernelError("EEXIST", f"overlay copy-up: {dentry.d_name} exists")
-                if S_ISDIR(mode):
-                    yield from namei.vfs_mkdir(udir, real, mode)
-                else:
-                    yield from namei.vfs_create(udir, real, mode)
-            except KernelError:
-                yield from dcache.dput(real)
-                raise
-        finally:
-            if not unwinding():
-                namei.inode_unlock(udir)
-    finally:
-        if not unwinding():
-            sb_end_write(usb)
+    real = yield from ovl_create_real(usb, dentry.d_parent.d_inode.oi_upper, dentry.d_name,
+                                      mode, over_whiteout=False)
     if S_ISREG(mode) and inode.oi_lower.d_inode.i_size:
         yield from ovl_copy_up_data(inode.oi_lower, real)
     inode.oi_upper = real

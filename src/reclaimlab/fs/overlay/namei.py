@@ -60,6 +60,40 @@ def ovl_upper_sb(sb: SuperBlock) -> SuperBlock:
     return upper
 
 
+def ovl_create_real(usb: SuperBlock, upper_parent: Dentry, name: str, mode: int,
+                    over_whiteout: bool):
+    """``ovl_create_upper`` → ``ovl_create_real``: under the upper sb's write count and the
+    upper parent's lock, look ``name`` up and create it (directory or file); returns the new
+    upper dentry (referenced). An existing object is ``EEXIST``, except a whiteout when
+    ``over_whiteout`` (``ovl_create_over_whiteout``; simplified: unlinked, not renamed over).
+    Copy-up uses it too (simplified: created in place, no workdir)."""
+    udir = upper_parent.d_inode
+    yield from sb_start_write(usb)
+    try:
+        yield from namei.inode_lock_nested(udir, namei.I_MUTEX_PARENT)
+        try:
+            real = yield from namei.lookup_one(upper_parent, name)
+            try:
+                if over_whiteout and ovl_is_whiteout(real):
+                    yield from namei.vfs_unlink(udir, real)
+                elif real.d_inode is not None:
+                    raise KernelError("EEXIST", name)
+                if S_ISDIR(mode):
+                    yield from namei.vfs_mkdir(udir, real, mode)
+                else:
+                    yield from namei.vfs_create(udir, real, mode)
+            except KernelError:
+                yield from dcache.dput(real)
+                raise
+        finally:
+            if not unwinding():
+                namei.inode_unlock(udir)
+    finally:
+        if not unwinding():
+            sb_end_write(usb)
+    return real
+
+
 class OvlDirOps(InodeOperations):
     """``ovl_dir_inode_operations``."""
 
@@ -88,31 +122,8 @@ class OvlDirOps(InodeOperations):
         """``ovl_create_object`` → ``ovl_create_upper``/``ovl_create_over_whiteout``."""
         usb = ovl_upper_sb(dir.i_sb)
         yield from ovl_copy_up(dentry.d_parent)
-        upper_parent = dir.oi_upper
-        udir = upper_parent.d_inode
-        yield from sb_start_write(usb)
-        try:
-            yield from namei.inode_lock_nested(udir, namei.I_MUTEX_PARENT)
-            try:
-                real = yield from namei.lookup_one(upper_parent, dentry.d_name)
-                try:
-                    if ovl_is_whiteout(real):
-                        yield from namei.vfs_unlink(udir, real)
-                    elif real.d_inode is not None:
-                        raise KernelError("EEXIST", dentry.d_name)
-                    if S_ISDIR(mode):
-                        yield from namei.vfs_mkdir(udir, real, mode)
-                    else:
-                        yield from namei.vfs_create(udir, real, mode)
-                except KernelError:
-                    yield from dcache.dput(real)
-                    raise
-            finally:
-                if not unwinding():
-                    namei.inode_unlock(udir)
-        finally:
-            if not unwinding():
-                sb_end_write(usb)
+        real = yield from ovl_create_real(usb, dir.oi_upper, dentry.d_name, mode,
+                                          over_whiteout=True)
         inode = yield from ovl_new_inode(dir.i_sb, real, None)
         dcache.d_instantiate(dentry, inode)
 

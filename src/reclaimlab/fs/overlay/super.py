@@ -69,6 +69,15 @@ def ovl_real(inode: OvlInode) -> Dentry:
     return inode.oi_upper if inode.oi_upper is not None else inode.oi_lower  # type: ignore
 
 
+def ovl_destroy_inode(inode: OvlInode):
+    """``ovl_destroy_inode``: ``dput`` the upper dentry, ``ovl_stack_put`` the lower — the dput
+    that, from dcache reclaim, can drop the last reference to a real unlinked inode (W1)."""
+    upper, lower = inode.oi_upper, inode.oi_lower
+    inode.oi_upper = inode.oi_lower = None
+    yield from dcache.dput(upper)
+    yield from ovl_stack_put(lower)
+
+
 class OvlSuperOps(SuperOperations):
     """``ovl_super_operations``."""
 
@@ -81,12 +90,7 @@ class OvlSuperOps(SuperOperations):
         oi.i_slab = slab
         return oi
 
-    def destroy_inode(self, inode: OvlInode):
-        """``ovl_destroy_inode``: ``dput`` the upper dentry, ``ovl_stack_put`` the lower."""
-        upper, lower = inode.oi_upper, inode.oi_lower
-        inode.oi_upper = inode.oi_lower = None
-        yield from dcache.dput(upper)
-        yield from ovl_stack_put(lower)
+    destroy_inode = staticmethod(ovl_destroy_inode)
 
     def free_inode(self, inode: OvlInode) -> None:
         """``ovl_free_inode``."""

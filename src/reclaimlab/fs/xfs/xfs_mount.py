@@ -11,7 +11,7 @@ from typing import Any
 
 from reclaimlab.fs.xfs.xfs_log import M_RES
 from reclaimlab.sim import NSEC_PER_SEC, RwSemaphore
-from reclaimlab.vfs.fs import Inode
+from reclaimlab.vfs.fs import Inode, parse_mount_options
 
 XFS_INODE_SIZE = 512                    # v5 default
 XFS_INODES_PER_CLUSTER = 32             # 16 KiB inode cluster of 512-byte inodes
@@ -37,16 +37,7 @@ class XfsConfig:
     @classmethod
     def from_options(cls, opts: dict) -> "XfsConfig":
         """Mount options (``[[fs]]`` keys and ``tunables``); inodegc keys are taken elsewhere."""
-        merged = {k: v for k, v in opts.items()
-                  if k not in ("tunables", "type", "mountpoint", "device", "lazytime")}
-        merged.update(opts.get("tunables", {}))
-        merged = {k: v for k, v in merged.items() if not k.startswith("inodegc_")}
-        known = cls.__dataclass_fields__
-        bad = sorted(k for k in merged if k not in known)
-        if bad:
-            raise ValueError(f"xfs: unknown mount option(s) {', '.join(bad)} "
-                             f"(known: {', '.join(known)})")
-        return cls(**merged)
+        return parse_mount_options("xfs", cls, opts)
 
     def __post_init__(self) -> None:
         bs = self.block_size
