@@ -28,7 +28,7 @@ import random
 import sys
 from array import array
 from collections import deque
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 PF_WQ_WORKER = 0x00000020
 PF_MEMALLOC = 0x00000800
@@ -555,9 +555,6 @@ class Simulation:
         """Every task waiting on something: what, who holds it, since when, and its stack."""
         return [BlockedInfo(t, t.blocked_on, holders_of(t.blocked_on), t.blocked_since, t.stack())
                 for t in self.tasks.values() if t.blocked_on is not None]
-
-    def live_tasks(self) -> Iterable[Task]:
-        return (t for t in self.tasks.values() if t.state != "X")
 
     def digest(self) -> str:
         """Hash of the event trace (time and task of every step): equal runs, equal digests."""

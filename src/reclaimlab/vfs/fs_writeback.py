@@ -56,7 +56,7 @@ class writeback_control:
 class bdi_writeback:
     """``struct bdi_writeback`` of one superblock."""
 
-    __slots__ = ("sb", "b_dirty", "dwork", "start_all", "written", "registered", "running")
+    __slots__ = ("sb", "b_dirty", "dwork", "start_all", "written", "registered")
 
     def __init__(self, sb: SuperBlock) -> None:
         self.sb = sb
@@ -65,7 +65,6 @@ class bdi_writeback:
         self.start_all = False
         self.written = 0
         self.registered = True
-        self.running = False
 
     def __repr__(self) -> str:
         return f"bdi_writeback {self.sb.s_id}"
@@ -316,9 +315,8 @@ def wb_workfn(work: DelayedWork):
     """``wb_workfn`` → ``wb_do_writeback``: a requested full flush, then the kupdate pass, each
     over the dirty inodes and the block device's inode; re-arm while any stays dirty."""
     wb: bdi_writeback = work.data
-    if not wb.registered or wb.running:
-        return  # a work item never runs twice at once (the running instance loops)
-    wb.running = True
+    if not wb.registered:
+        return
     sb = wb.sb
     sim = sb.s_sim
     while wb.start_all:
@@ -330,6 +328,5 @@ def wb_workfn(work: DelayedWork):
     kupdate = writeback_control(WB_SYNC_NONE, LONG_MAX, "periodic", older_than=older)
     yield from writeback_sb_inodes(sb, kupdate)
     yield from writeback_bdev_inode(sb, kupdate)
-    wb.running = False
     if wb.b_dirty or _bdev_dirty(sb):
         wb_wakeup_delayed(wb)
