@@ -11,9 +11,11 @@ A task is a Python generator. Kernel functions are generators too and are called
 
 Design, after SimPy's core and trio's run loop: one heap of timed events keyed by
 ``(time, sequence)``; a FIFO deque of tasks made runnable at the current instant (wake-ups);
-observers called only when attached. Two shortcuts keep the loop close to a bare heapq loop and
-do not change behaviour: a sleep or CPU burst that would be the very next event anyway continues
-the same task without touching the heap; wake-ups go to the deque, not the heap.
+observers called through one hook, only when attached. Two shortcuts keep the loop close to a
+bare heapq loop and do not change behaviour: a sleep or CPU burst that would be the very next event
+anyway continues the same task without touching the heap (not in abstract-time exploration, where
+every timed event is a choice); wake-ups go to the deque, not the heap. The digest hashes the clock
+and pid at every task switch and the step count, so it does not depend on the first shortcut.
 
 Simplifications: CPUs are not preempted (a ``Run`` burst completes once started); code between two
 yields takes no virtual time; there is one run queue per CPU and an unpinned task picks the CPU
@@ -113,7 +115,7 @@ class Task:
     __slots__ = (
         "sim", "pid", "comm", "gen", "flags", "state", "cpu", "pinned", "blocked_on",
         "blocked_since", "wait_state", "held_locks", "journal_info", "spin_depth", "wseq",
-        "oom_killed", "exit_value", "on_cpu", "__dict__",
+        "oom_killed", "exit_value", "on_cpu", "send", "pidbits", "__dict__",
     )
 
     def __init__(self, sim: "Simulation", pid: int, comm: str, gen: Any, flags: int,
@@ -136,6 +138,8 @@ class Task:
         self.oom_killed = False
         self.exit_value: Any = None
         self.on_cpu: "Cpu | None" = None
+        self.send = gen.send
+        self.pidbits = pid << 44
 
     def stack(self) -> list[str]:
         """Modelled function names of the task's call chain, outermost first, innermost last.
@@ -225,30 +229,51 @@ class Simulation:
         self.now = 0
         self.events = 0
         self.tasks: dict[int, Task] = {}
-        self.current: Task | None = None
         self.observers: list[Any] = []
         self._obs: tuple[Any, ...] = ()
+        self._hook: Callable[[str, Any, Any, Any], None] | None = None
         self._heap: list[tuple] = []
         self._seq = 0
         self._ready: deque[tuple[Task, Any]] = deque()
         self._next_pid = 1
         self._stopped = False
         self._trace = array("q")
+        self._last: Task | None = None
         self._hasher = hashlib.blake2b(digest_size=16)
 
     # ----------------------------------------------------------------- observers
+    @property
+    def current(self) -> Task | None:
+        """The task running now, None between steps and in callbacks."""
+        return _current
+
     def add_observer(self, obs: Any) -> None:
         self.observers.append(obs)
-        self._obs = tuple(o.event for o in self.observers)
+        self._set_hook()
 
     def remove_observer(self, obs: Any) -> None:
         self.observers.remove(obs)
-        self._obs = tuple(o.event for o in self.observers)
+        self._set_hook()
+
+    def _set_hook(self) -> None:
+        """``_hook`` is what the hot paths call: None without observers, the observer's own
+        ``event`` with one (no fan-out call in between), a fan-out with several."""
+        self._obs = fns = tuple(o.event for o in self.observers)
+        if not fns:
+            self._hook = None
+        elif len(fns) == 1:
+            self._hook = fns[0]
+        else:
+            def fan_out(kind: str, task: Any, obj: Any, info: Any) -> None:
+                for fn in fns:
+                    fn(kind, task, obj, info)
+            self._hook = fan_out
 
     def emit(self, kind: str, task: Task | None, obj: Any = None, info: Any = None) -> None:
         """Report an event to every observer (no-op without observers)."""
-        for fn in self._obs:
-            fn(kind, task, obj, info)
+        hook = self._hook
+        if hook is not None:
+            hook(kind, task, obj, info)
 
     # ----------------------------------------------------------------- tasks
     def spawn(self, gen: Any, comm: str, flags: int = 0, cpu: int | None = None) -> Task:
@@ -299,8 +324,9 @@ class Simulation:
         if timeout is not None:
             self._seq += 1
             heapq.heappush(self._heap, (self.now + timeout, self._seq, task, TIMEOUT, task.wseq))
-        for fn in self._obs:
-            fn("block", task, obj, state)
+        hook = self._hook
+        if hook is not None:
+            hook("block", task, obj, state)
 
     def wake(self, task: Task, value: Any = None, obj: Any = None) -> None:
         """Make a parked task runnable now (``try_to_wake_up``); ``value`` is what PARK returns."""
@@ -309,8 +335,9 @@ class Simulation:
         task.state = "R"
         task.wseq += 1
         self._ready.append((task, value))
-        for fn in self._obs:
-            fn("wake", task, waited if obj is None else obj, self.current)
+        hook = self._hook
+        if hook is not None:
+            hook("wake", task, waited if obj is None else obj, _current)
 
     def _atomic_sleep(self, task: Task, what: str) -> None:
         held = [lk.name for lk in task.held_locks if getattr(lk, "is_spin", False)]
@@ -352,20 +379,26 @@ class Simulation:
     def run(self, until: int | None = None) -> None:
         """Run events until none is left, ``stop()`` is called, or time would pass ``until``.
 
-        Observers must be attached before ``run``; the loop keeps them in a local.
+        Observers must be attached before ``run``; the loop keeps the hook in a local.
         """
         global _current
         heap = self._heap
         ready = self._ready
+        popleft = ready.popleft
         pop = heapq.heappop
         push = heapq.heappush
         trace = self._trace
         append = trace.append
         events = self.events
         policy = self.policy
-        obs = self._obs
+        hook = self._hook
         choose_timer = getattr(policy, "choose_timer", None)
+        # In abstract-time mode every timed event must pass through the policy's choice, so a
+        # sleep never continues directly; ``limit`` below the clock disables that shortcut.
         limit = until if until is not None else 1 << 62
+        direct = -1 if choose_timer is not None else limit
+        flush_at = events + _TRACE_FLUSH
+        last = self._last
         self._stopped = False
         value: Any = None
         try:
@@ -376,20 +409,21 @@ class Simulation:
                         task, value = ready[i]
                         del ready[i]
                     else:
-                        task, value = ready.popleft()
+                        task, value = popleft()
                 elif heap:
                     if choose_timer is not None:
                         self._choose_timer(choose_timer)
-                    when = heap[0][0]
+                    entry = pop(heap)
+                    when, _, task, value, token = entry
                     if when > limit:
+                        push(heap, entry)
                         self.now = limit
                         break
-                    _, _, task, value, token = pop(heap)
                     if token is None:
                         if not task.cancelled:
                             if when > self.now:
                                 self.now = when
-                            self.current = _current = None
+                            _current = None
                             task.fn(task.arg)
                         continue
                     if token != task.wseq:
@@ -403,16 +437,20 @@ class Simulation:
                     task.state = "R"
                 else:
                     break
-                self.current = _current = task
-                send = task.gen.send
-                pidbits = task.pid << 44
+                if events > flush_at:
+                    self._hasher.update(trace.tobytes())
+                    del trace[:]
+                    flush_at = events + _TRACE_FLUSH
                 now = self.now
+                if task is not last:
+                    # Trace task switches only, so the digest does not depend on whether a
+                    # sleep continued directly or went through the heap (abstract time).
+                    append(now ^ task.pidbits)
+                    last = task
+                _current = task
+                send = task.send
                 while True:  # steps of this task until it waits
                     events += 1
-                    append(now ^ pidbits)
-                    if not events & 0xFFFF:
-                        self._hasher.update(trace.tobytes())
-                        del trace[:]
                     try:
                         req = send(value)
                     except StopIteration as stop:
@@ -423,15 +461,13 @@ class Simulation:
                     except Exception as exc:
                         exc.add_note(f"in simulated task {task.comm}:{task.pid} at t={now} ns")
                         raise
-                    if req is PARK:
-                        break
                     if req.__class__ is int:
                         if req < 0 or task.spin_depth:
                             self._bad_sleep(task, req)
-                        for fn in obs:
-                            fn("sleep", task, None, req)
+                        if hook is not None:
+                            hook("sleep", task, None, req)
                         t = now + req
-                        if not ready and (not heap or heap[0][0] > t) and t <= limit:
+                        if not ready and t <= direct and (not heap or heap[0][0] > t):
                             self.now = now = t
                             value = None
                             continue
@@ -440,8 +476,10 @@ class Simulation:
                         self._seq += 1
                         push(heap, (t, self._seq, task, None, task.wseq))
                         break
+                    if req is PARK:
+                        break
                     if req.__class__ is Run:
-                        if self._run_burst(task, req.ns, limit):
+                        if self._run_burst(task, req.ns, direct):
                             now = self.now
                             value = None
                             continue
@@ -449,7 +487,8 @@ class Simulation:
                     self._bad_request(task, req)
         finally:
             self.events = events
-            self.current = _current = None
+            self._last = last
+            _current = None
 
     def pending(self, ignore: Callable[[Timer], bool] | None = None) -> bool:
         """Whether anything can still happen: a runnable task, or a live timed event
@@ -486,8 +525,9 @@ class Simulation:
         """Handle ``Run(ns)``; True if the task may continue at once (nothing comes earlier)."""
         if task.spin_depth:
             self._atomic_sleep(task, "consuming CPU")
-        for fn in self._obs:
-            fn("run", task, None, ns)
+        hook = self._hook
+        if hook is not None:
+            hook("run", task, None, ns)
         cpu = self._pick_cpu(task)
         task.wseq += 1
         if cpu.current is not None:
@@ -516,8 +556,9 @@ class Simulation:
             if cancel is not None:
                 cancel(task)
         task.blocked_on = None
-        for fn in self._obs:
-            fn("wake", task, obj, None)
+        hook = self._hook
+        if hook is not None:
+            hook("wake", task, obj, None)
 
     def _bad_request(self, task: Task, req: Any) -> None:
         raise SimError(
@@ -529,8 +570,9 @@ class Simulation:
         task.state = "X"
         task.exit_value = value
         task.gen = None
-        if self._obs:
-            self.emit("exit", task)
+        hook = self._hook
+        if hook is not None:
+            hook("exit", task, None, None)
 
     def close(self) -> None:
         """Discard a finished or abandoned run: close every live task's generator as that task
@@ -538,17 +580,18 @@ class Simulation:
         raise — nothing of the run is observed any more."""
         global _current
         self._obs = ()
+        self._hook = None
         for task in list(self.tasks.values()):
             if task.gen is None:
                 continue
-            self.current = _current = task
+            _current = task
             try:
                 task.gen.close()
             except Exception:  # noqa: BLE001 - unwinding an abandoned run
                 pass
             task.gen = None
             task.state = "X"
-        self.current = _current = None
+        _current = None
 
     # ----------------------------------------------------------------- introspection
     def blocked_tasks(self) -> list[BlockedInfo]:
@@ -557,9 +600,11 @@ class Simulation:
                 for t in self.tasks.values() if t.blocked_on is not None]
 
     def digest(self) -> str:
-        """Hash of the event trace (time and task of every step): equal runs, equal digests."""
+        """Hash of the event trace (time and task of every dispatch, and the number of steps):
+        equal runs, equal digests."""
         h = self._hasher.copy()
         h.update(self._trace.tobytes())
+        h.update(self.events.to_bytes(8, "little"))
         return h.hexdigest()
 
 

@@ -28,7 +28,10 @@ def _stack_error(task: Task, msg: str) -> SimError:
 
 def _release_held(task: Task, lock: Any) -> None:
     held = task.held_locks
-    for i in range(len(held) - 1, -1, -1):
+    if held and held[-1] is lock:  # the usual, properly nested release
+        held.pop()
+        return
+    for i in range(len(held) - 2, -1, -1):
         if held[i] is lock:
             del held[i]
             return
@@ -39,12 +42,6 @@ _EXCL = {"trylock": False, "read": False}
 _SHARED = {"trylock": False, "read": True}
 _TRY_EXCL = {"trylock": True, "read": False}
 _TRY_SHARED = {"trylock": True, "read": True}
-
-
-def _emit(task: Task, kind: str, lock: Any, info: Any = None) -> None:
-    sim = task.sim
-    if sim._obs:
-        sim.emit(kind, task, lock, info)
 
 
 class Mutex:
@@ -70,7 +67,8 @@ class Mutex:
 def mutex_lock(m: Mutex, _info: dict = _EXCL):
     """``mutex_lock``: take ``m``, sleeping in TASK_UNINTERRUPTIBLE until handed to us."""
     task = core._current
-    _emit(task, "lock_acquire", m, _info)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquire", task, m, _info)
     if m.owner is None:
         m.owner = task
     else:
@@ -78,7 +76,8 @@ def mutex_lock(m: Mutex, _info: dict = _EXCL):
         task.sim.park(task, m)
         yield PARK
     task.held_locks.append(m)
-    _emit(task, "lock_acquired", m)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquired", task, m, None)
 
 
 def mutex_trylock(m: Mutex) -> bool:
@@ -86,10 +85,12 @@ def mutex_trylock(m: Mutex) -> bool:
     task = core._current
     if m.owner is not None:
         return False
-    _emit(task, "lock_acquire", m, _TRY_EXCL)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquire", task, m, _TRY_EXCL)
     m.owner = task
     task.held_locks.append(m)
-    _emit(task, "lock_acquired", m)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquired", task, m, None)
     return True
 
 
@@ -100,7 +101,8 @@ def mutex_unlock(m: Mutex) -> None:
         raise _stack_error(task, f"mutex_unlock of {m.name} not held by this task "
                                  f"(owner {m.owner!r})")
     _release_held(task, m)
-    _emit(task, "lock_release", m)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_release", task, m, None)
     if m.waiters:
         nxt = m.waiters.popleft()
         m.owner = nxt
@@ -155,7 +157,8 @@ class RwSemaphore:
 def down_read(s: RwSemaphore, _info: dict = _SHARED):
     """``down_read``: shared acquisition; queues behind a holder-writer or any waiter."""
     task = core._current
-    _emit(task, "lock_acquire", s, _info)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquire", task, s, _info)
     if s.owner is None and not s.waiters:
         s.readers.append(task)
     else:
@@ -163,13 +166,15 @@ def down_read(s: RwSemaphore, _info: dict = _SHARED):
         task.sim.park(task, s)
         yield PARK
     task.held_locks.append(s)
-    _emit(task, "lock_acquired", s, _SHARED)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquired", task, s, _SHARED)
 
 
 def down_write(s: RwSemaphore, _info: dict = _EXCL):
     """``down_write``: exclusive acquisition."""
     task = core._current
-    _emit(task, "lock_acquire", s, _info)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquire", task, s, _info)
     if s.owner is None and not s.readers and not s.waiters:
         s.owner = task
     else:
@@ -177,7 +182,8 @@ def down_write(s: RwSemaphore, _info: dict = _EXCL):
         task.sim.park(task, s)
         yield PARK
     task.held_locks.append(s)
-    _emit(task, "lock_acquired", s, _EXCL)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquired", task, s, _EXCL)
 
 
 def down_read_trylock(s: RwSemaphore) -> bool:
@@ -185,10 +191,12 @@ def down_read_trylock(s: RwSemaphore) -> bool:
     task = core._current
     if s.owner is not None or s.waiters:
         return False
-    _emit(task, "lock_acquire", s, _TRY_SHARED)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquire", task, s, _TRY_SHARED)
     s.readers.append(task)
     task.held_locks.append(s)
-    _emit(task, "lock_acquired", s, _SHARED)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquired", task, s, _SHARED)
     return True
 
 
@@ -197,10 +205,12 @@ def down_write_trylock(s: RwSemaphore) -> bool:
     task = core._current
     if s.owner is not None or s.readers or s.waiters:
         return False
-    _emit(task, "lock_acquire", s, _TRY_EXCL)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquire", task, s, _TRY_EXCL)
     s.owner = task
     task.held_locks.append(s)
-    _emit(task, "lock_acquired", s, _EXCL)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquired", task, s, _EXCL)
     return True
 
 
@@ -211,7 +221,8 @@ def up_read(s: RwSemaphore) -> None:
         raise _stack_error(task, f"up_read of {s.name} not read-held by this task")
     s.readers.remove(task)
     _release_held(task, s)
-    _emit(task, "lock_release", s)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_release", task, s, None)
     s._grant()
 
 
@@ -223,7 +234,8 @@ def up_write(s: RwSemaphore) -> None:
                                  f"(owner {s.owner!r})")
     s.owner = None
     _release_held(task, s)
-    _emit(task, "lock_release", s)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_release", task, s, None)
     s._grant()
 
 
@@ -262,14 +274,16 @@ class Spinlock:
 def spin_lock(lk: Spinlock) -> None:
     """``spin_lock``."""
     task = core._current
-    _emit(task, "lock_acquire", lk, _EXCL)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquire", task, lk, _EXCL)
     if lk.owner is not None:
         raise _stack_error(task, f"spin_lock of {lk.name} held by {lk.owner!r}, which left its "
                                  f"atomic section without unlocking")
     lk.owner = task
     task.spin_depth += 1
     task.held_locks.append(lk)
-    _emit(task, "lock_acquired", lk)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquired", task, lk, None)
 
 
 def spin_trylock(lk: Spinlock) -> bool:
@@ -288,7 +302,8 @@ def spin_unlock(lk: Spinlock) -> None:
     lk.owner = None
     task.spin_depth -= 1
     _release_held(task, lk)
-    _emit(task, "lock_release", lk)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_release", task, lk, None)
 
 
 class LockdepMap:
@@ -309,9 +324,11 @@ class LockdepMap:
 def lock_map_acquire(m: LockdepMap, read: bool = False) -> None:
     """``lock_map_acquire``: tell lockdep ``m`` is now held."""
     task = core._current
-    _emit(task, "lock_acquire", m, {"trylock": False, "read": read})
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquire", task, m, {"trylock": False, "read": read})
     task.held_locks.append(m)
-    _emit(task, "lock_acquired", m, {"read": read})
+    if (hook := task.sim._hook) is not None:
+        hook("lock_acquired", task, m, {"read": read})
 
 
 def lock_map_release(m: LockdepMap) -> None:
@@ -320,4 +337,5 @@ def lock_map_release(m: LockdepMap) -> None:
     if m not in task.held_locks:
         raise _stack_error(task, f"lock_map_release of {m.name} not held")
     _release_held(task, m)
-    _emit(task, "lock_release", m)
+    if (hook := task.sim._hook) is not None:
+        hook("lock_release", task, m, None)

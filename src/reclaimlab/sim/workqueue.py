@@ -128,14 +128,14 @@ def worker_thread(wq: Workqueue, pool: _Pool):
             work.running += 1
             seq = work.queued_seq
             pool.running.append(work)
-            if sim._obs:
-                sim.emit("work_start", task, work)
+            if (hook := sim._hook) is not None:
+                hook("work_start", task, work, None)
             yield from process_one_work(work)
             pool.running.remove(work)
             work.running -= 1
             work.done_seq = max(work.done_seq, seq)
-            if sim._obs:
-                sim.emit("work_end", task, work)
+            if (hook := sim._hook) is not None:
+                hook("work_end", task, work, None)
             wake_up(wq.flushed)
             if pool.worklist:
                 wake_up(pool.more)  # an item deferred while this one ran may be free now
@@ -156,8 +156,8 @@ def _insert_work(wq: Workqueue, work: Work, cpu: int | None) -> None:
     work.wq = wq
     work.queued_seq += 1
     pool.worklist.append(work)
-    if wq.sim._obs:
-        wq.sim.emit("queue_work", core._current, work, {"wq": wq.name, "cpu": pool.cpu})
+    if (hook := wq.sim._hook) is not None:
+        hook("queue_work", core._current, work, {"wq": wq.name, "cpu": pool.cpu})
     wake_up(pool.more)
 
 
