@@ -30,11 +30,19 @@ def test_seed_list_is_taken_as_given():
     assert [r.seed for r in runs] == [7, 3]
 
 
-def test_default_is_every_design_one_seed_no_axes():
+def test_default_is_the_four_interface_designs_one_seed_no_axes():
     runs = sweep_from_dict(BASE).matrix()
     assert [r.design for r in runs] == ["native", "sync", "inodegc", "passive-ref"]
     assert [r.seed for r in runs] == [0, 0, 0, 0]
     assert runs[0].overrides() == []
+
+
+def test_any_design_of_the_registry_may_be_swept():
+    from reclaimlab.vfs.designs import DESIGN_NAMES
+    runs = sweep_from_dict({**BASE, "designs": list(DESIGN_NAMES)}).matrix()
+    assert [r.design for r in runs] == list(DESIGN_NAMES)
+    with pytest.raises(SweepError, match="designs"):
+        sweep_from_dict({**BASE, "designs": ["inline"]})
 
 
 def test_range_includes_stop_and_float_steps_do_not_drift():

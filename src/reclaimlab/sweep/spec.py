@@ -30,7 +30,10 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
                       StrictFloat, StrictInt, Tag, ValidationError, field_validator,
                       model_validator)
 
-DESIGNS = ("native", "sync", "inodegc", "passive-ref")
+from reclaimlab.vfs.designs import DESIGN_NAMES
+
+# The interface's four designs are the default; any design of the registry may be named.
+DEFAULT_DESIGNS = ("native", "sync", "inodegc", "passive-ref")
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 # Row columns the store writes itself; an axis may not shadow them.
 RESERVED_KEYS = ("config_hash", "design", "seed", "scenario", "error")
@@ -123,8 +126,8 @@ class SweepSpec(Strict):
     """A sweep file, validated."""
 
     base: str = Field(min_length=1)
-    designs: list[Literal[DESIGNS]] = Field(
-        default_factory=lambda: list(DESIGNS), min_length=1)
+    designs: list[Literal[DESIGN_NAMES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(DEFAULT_DESIGNS), min_length=1)
     seeds: Annotated[Any, AfterValidator(_seeds)] = 1
     axes: dict[str, AxisValues] = Field(default_factory=dict)
     fixed: dict[str, Scalar] = Field(default_factory=dict, alias="set")
