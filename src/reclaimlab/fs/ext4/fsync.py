@@ -8,7 +8,9 @@ drain — so every other task starting a handle meanwhile waits in ``wait_transa
 A device flush is issued only when no commit was needed (``needs_barrier``: a commit flushes).
 
 Simplified: no ``data=journal``, no fast commit, no ``ext4_sync_parent`` (no journal-less mode);
-fsync and fdatasync wait for the same tid.
+fsync and fdatasync wait for the same tid; the data is written by ``write_inode_now``, which also
+calls ``->write_inode`` when the VFS inode is dirty (its commit then makes the flush redundant:
+one extra flush where the kernel sends none).
 """
 
 from __future__ import annotations
