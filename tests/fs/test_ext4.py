@@ -230,3 +230,47 @@ def test_enospc_when_delayed_allocation_runs_out():
     with pytest.raises(KernelError) as err:
         m.run(fill())
     assert err.value.errno == "ENOSPC"
+
+
+def test_fsync_commits_the_transaction_that_logged_the_inode_and_waits_for_it():
+    m = Machine(design="sync")
+    sb = m.mount("ext4", journal_mb=8)
+    journal = sb.s_fs_info.s_journal
+
+    def write_fsync_then_overwrite_fsync():
+        fd = yield from sc.sys_open("/db", O_CREAT | O_RDWR)
+        inode = next(i for i in sb.s_inodes if i.i_ino != 2 and not i.i_mode & 0o040000)
+        yield from sc.sys_write(fd, 16384)
+        yield from sc.sys_fsync(fd)
+        yield from sc.sys_close(fd)
+        commits = journal.stats["commits"]
+        # An overwrite: the size does not change, the VFS inode is not dirtied; writeback
+        # logs the inode in a new transaction, which the fsync must see committed.
+        fd = yield from sc.sys_open("/db", O_RDWR)
+        yield from sc.sys_write(fd, 16384)
+        yield from sc.sys_fsync(fd)
+        yield from sc.sys_close(fd)
+        return inode, commits
+
+    inode, commits_before = m.run(write_fsync_then_overwrite_fsync())
+    assert journal.stats["commits"] > commits_before
+    assert journal.j_commit_sequence >= inode.i_sync_tid > 0, "fsync returned after the commit"
+
+
+def test_fsync_of_an_inode_already_committed_starts_no_commit_but_flushes_the_device():
+    m = Machine(design="sync")
+    sb = m.mount("ext4", journal_mb=8)
+    journal = sb.s_fs_info.s_journal
+
+    def fsync_twice():
+        fd = yield from sc.sys_open("/db", O_CREAT | O_RDWR)
+        yield from sc.sys_write(fd, 16384)
+        yield from sc.sys_fsync(fd)
+        commits, flushes = journal.stats["commits"], m.dev.stats.flushes
+        yield from sc.sys_fsync(fd)                    # nothing logged since
+        yield from sc.sys_close(fd)
+        return commits, flushes
+
+    commits, flushes = m.run(fsync_twice())
+    assert journal.stats["commits"] == commits
+    assert m.dev.stats.flushes == flushes + 1

@@ -6,7 +6,7 @@ import pytest
 
 from reclaimlab.fs import buffer, journal as jbd2
 from reclaimlab.fs.journal import (
-    JournalConfig, jbd2__journal_start, jbd2_journal_dirty_metadata, jbd2_journal_force_commit,
+    JournalConfig, jbd2__journal_start, jbd2_complete_transaction, jbd2_journal_dirty_metadata, jbd2_journal_force_commit,
     jbd2_journal_get_write_access, jbd2_journal_revoke, jbd2_journal_stop, journal_t,
 )
 from reclaimlab.mm.gfp import GFP_KERNEL, GFP_NOFS, __GFP_FS, __GFP_NOFAIL
@@ -92,6 +92,22 @@ def test_a_new_handle_waits_while_the_running_transaction_is_locked_for_commit()
     when = dict(log)
     assert when["c_got"] >= when["a_stop"] > when["c_start"]
     assert j.stats["locked_waits"] >= 1
+
+
+def test_complete_transaction_commits_a_running_tid_and_returns_at_once_for_a_committed_one():
+    m, bdev, j = make_journal()
+
+    def log_then_complete_twice():
+        yield from modify(j, bdev, [1, 2])
+        tid = j.j_running_transaction.t_tid
+        first = yield from jbd2_complete_transaction(j, tid)
+        commits = j.stats["commits"]
+        second = yield from jbd2_complete_transaction(j, tid)
+        return tid, first, second, commits
+
+    tid, first, second, commits = m.run(log_then_complete_twice())
+    assert first and j.j_commit_sequence >= tid
+    assert not second and j.stats["commits"] == commits
 
 
 def test_a_handle_holds_jbd2_handle_a_nofs_scope_and_journal_info_for_its_lifetime():

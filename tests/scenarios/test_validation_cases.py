@@ -27,8 +27,8 @@ def warnings_of(result, kind):
     return [w for w in result["warnings"] if w["kind"] == kind]
 
 
-PENDING = pytest.mark.xfail(strict=False, reason="not yet emerging from the lower layers' models "
-                            "at this size (see the scenario engineer's report)")
+PENDING = pytest.mark.xfail(strict=False, reason="T2 does not emerge: deferral's lead is mostly "
+                            "inodes still queued at the last unlink (README, model limits)")
 
 
 def test_nofail_reclaim_has_the_w2_w4_stack():

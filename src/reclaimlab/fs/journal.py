@@ -497,6 +497,19 @@ def jbd2_log_wait_commit(journal: journal_t, tid: int):
     yield from wait_event(journal.j_wait_done_commit, lambda: journal.j_commit_sequence >= tid)
 
 
+def jbd2_complete_transaction(journal: journal_t, tid: int):
+    """``jbd2_complete_transaction``: if ``tid`` is the running transaction, ask for its commit;
+    wait until ``tid`` has committed. Nothing to wait for when it already has. Returns whether
+    it waited (the commit then sent the device flush fsync needs)."""
+    running, committing = journal.j_running_transaction, journal.j_committing_transaction
+    if running is not None and running.t_tid == tid:
+        __jbd2_log_start_commit(journal, tid)
+    elif committing is None or committing.t_tid != tid:
+        return False
+    yield from jbd2_log_wait_commit(journal, tid)
+    return True
+
+
 def jbd2_journal_force_commit(journal: journal_t):
     """``jbd2_journal_force_commit``: commit the running transaction (if any) and wait for it."""
     t = journal.j_running_transaction or journal.j_committing_transaction

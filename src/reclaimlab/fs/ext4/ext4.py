@@ -132,7 +132,7 @@ class ext4_inode_info(Inode):
     """``struct ext4_inode_info`` embedding ``vfs_inode``."""
 
     __slots__ = ("i_disk", "i_prealloc_list", "i_reserved", "xattr_sem", "i_state_flags",
-                 "i_gcflags", "i_block_group", "i_ext4_slab")
+                 "i_gcflags", "i_block_group", "i_ext4_slab", "i_sync_tid")
 
     def __init__(self) -> None:
         super().__init__()
@@ -145,6 +145,7 @@ class ext4_inode_info(Inode):
         self.i_gcflags = 0
         self.i_block_group = 0
         self.i_ext4_slab: Any = None
+        self.i_sync_tid = 0          # the transaction that last logged this inode (fsync's)
 
 
 def ext4_xattr_sem(ei: ext4_inode_info) -> RwSemaphore:

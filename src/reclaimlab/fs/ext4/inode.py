@@ -134,9 +134,17 @@ def ext4_mark_inode_dirty(handle: Any, inode: ext4_inode_info):
     if disk.extra_isize < sbi.s_want_extra_isize and not inode.i_state_flags & EXT4_STATE_NO_EXPAND:
         yield from ext4_try_to_expand_extra_isize(handle, inode)
     yield Run(EXT4_MARK_INODE_DIRTY_NS)
+    ext4_update_inode_fsync_trans(handle, inode)
     disk.nlink = inode.i_nlink
     disk.size = inode.i_size
     buffer.brelse(bh)
+
+
+def ext4_update_inode_fsync_trans(handle: Any, inode: ext4_inode_info) -> None:
+    """``ext4_update_inode_fsync_trans`` (from ``ext4_do_update_inode``): remember the
+    transaction that logged the inode, the one an ``fsync`` must see committed. Simplified: one
+    tid for fsync and fdatasync (no ``i_datasync_tid``)."""
+    inode.i_sync_tid = handle.h_transaction.t_tid
 
 
 def ext4_iget(sb: Any, ino: int):

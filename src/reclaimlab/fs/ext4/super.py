@@ -17,6 +17,7 @@ from typing import Any
 from reclaimlab.fs import buffer
 from reclaimlab.fs.ext4 import inode as ext4i
 from reclaimlab.fs.ext4 import mballoc, namei, xattr
+from reclaimlab.fs.ext4.fsync import ext4_sync_file
 from reclaimlab.fs.ext4.ext4 import (
     EXT4_ROOT_INO, EXT4_SB, Ext4Config, ext4_disk_inode, ext4_inode_info, ext4_sb_info,
 )
@@ -62,8 +63,10 @@ class Ext4FileInodeOperations(InodeOperations):
 
 
 class Ext4FileOperations(FileOperations):
-    """``ext4_file_operations``: generic read/write; ``release`` discards preallocations."""
+    """``ext4_file_operations``: generic read/write; ``fsync`` waits for the inode's commit;
+    ``release`` discards preallocations."""
 
+    fsync = staticmethod(ext4_sync_file)
     release = staticmethod(ext4i.ext4_release_file)
 
 
