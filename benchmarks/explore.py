@@ -5,7 +5,7 @@ schedule from the start, and with ``--fork``, sharing prefixes through fork(2)) 
 for at most ``--budget`` schedules or ``--seconds`` of host time each (a forked ``dfs`` is bounded
 by the budget only), looking for every property except ``oom``; a violation ends a run early, as
 in ``explore``. Abstract time with the bounds docs/explore.md gives for ``mini-overlay``
-(``--start 24000000 --preemptions 1``, depth 50, any pending event eligible). Prints one line per
+(``--start 5800000 --preemptions 1``, depth 50, any pending event eligible). Prints one line per
 run, or one JSON object with ``--json``::
 
     {"python": str, "scenario": str, "target_schedules_per_min": 20000,
@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=5000)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--window", type=int, default=-1, help="ns; -1: any pending event")
-    ap.add_argument("--start", type=int, default=24_000_000, help="ns")
+    ap.add_argument("--start", type=int, default=5_800_000, help="ns")
     ap.add_argument("--preemptions", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

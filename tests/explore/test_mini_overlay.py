@@ -40,9 +40,9 @@ def test_timed_dfs_on_mini_overlay_runs_within_its_bounds(sync_target):
 
 
 # The bounds docs/explore.md gives for mini-overlay, with a shallower depth to stay fast: no
-# choice before 24 ms (the plain schedule's first kswapd wake-up is just after), abstract time
+# choice before 5.8 ms (the plain schedule's first kswapd wake-up is just after), abstract time
 # with any pending event eligible, one deviation from the default schedule.
-BOUNDS = ["--start", "24000000", "--preemptions", "1", "--max-depth", "10"]
+BOUNDS = ["--start", "5800000", "--preemptions", "1", "--max-depth", "10"]
 
 
 def test_sync_dfs_finds_a_shrunk_replayable_violation(tmp_path, capsys):

@@ -104,7 +104,7 @@ class ChoicePolicy:
         self.sim = sim
         sim.policy = self
         if self.time_mode.abstract:
-            AbstractTime(sim)
+            AbstractTime(sim, self.time_mode.start)
 
     def cut_here(self, sim: Simulation) -> None:
         """End the run early: the explorer has seen the rest (the run result is partial).
@@ -125,6 +125,8 @@ class ChoicePolicy:
 
     def choose_timer(self, sim: Simulation, live: list[tuple]) -> int:
         """``policy.choose_timer``: which pending timed event fires next."""
+        if sim.now < self.time_mode.start:
+            return 0  # no choice point yet (``pick`` would answer 0 too)
         ignore = self.ignore_timer
         if ignore is not None and live[0][4] is None and ignore(live[0][2]):
             return 0  # a watchdog due first fires on time
@@ -174,10 +176,12 @@ class AbstractTime:
     timed event: the sentinel is taken out, the policy chooses, and the sentinel goes back just
     behind the event about to fire, so it is the heap's first entry while the woken task runs.
     A cancelled timer is ignored by the loop, by ``_live_timers`` and by the deadlock detector.
+    Before virtual time ``start`` no choice is made, so the policy is not asked.
     """
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Simulation, start: int = 0) -> None:
         self.sim = sim
+        self.start = start
         self.base = sim._choose_timer
         timer = Timer(_noop, None, sim.now)
         timer.cancel()
@@ -186,13 +190,18 @@ class AbstractTime:
         sim._choose_timer = self
 
     def __call__(self, choose_timer: Callable) -> None:
-        heap = self.sim._heap
-        heap.remove(self.entry)
+        sim = self.sim
+        heap = sim._heap
+        if heap[0] is self.entry:  # where it usually is: nothing was pushed ahead of it
+            heapq.heappop(heap)
+        else:
+            heap.remove(self.entry)
+            heapq.heapify(heap)
         if not heap:  # nothing real left: let the loop pop the sentinel and finish
             heap.append(self.entry)
             return
-        heapq.heapify(heap)
-        self.base(choose_timer)
+        if sim.now >= self.start:
+            self.base(choose_timer)
         first = heap[0]
         self.entry = (first[0], first[1] + 0.5, self.entry[2], None, None)
         heapq.heappush(heap, self.entry)

@@ -19,6 +19,7 @@ The search order, bounds, state hashing and results are those of ``DFSStrategy``
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import sys
@@ -91,6 +92,7 @@ class ForkDFS(DFSStrategy):
         sys.stdout.flush()
         sys.stderr.flush()
         r, w = os.pipe()
+        gc.freeze()  # the child's collections skip what it inherits: no copy-on-write of it
         pid = os.fork()
         if pid == 0:
             os.close(r)
@@ -107,6 +109,7 @@ class ForkDFS(DFSStrategy):
             chunks.append(data)
         os.close(r)
         os.waitpid(pid, 0)
+        gc.unfreeze()
         self.merge(pickle.loads(b"".join(chunks)) if chunks else {"error": "child died"})
         return False
 

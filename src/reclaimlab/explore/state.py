@@ -68,12 +68,18 @@ def object_summary(obj: Any) -> tuple:
     d = getattr(obj, "__dict__", None)
     values = list(d.values()) if d else []
     values += [getattr(obj, n, None) for n in _slots(type(obj))]
-    return tuple(v if type(v) in _PLAIN_TYPES else len(v)
-                 for v in values if type(v) in _PLAIN_TYPES or type(v) in _SIZED_TYPES)
+    plain = _PLAIN_OR_SIZED.get
+    out = []
+    for v in values:
+        is_plain = plain(type(v))
+        if is_plain is not None:
+            out.append(v if is_plain else len(v))
+    return tuple(out)
 
 
-_PLAIN_TYPES = frozenset(_PLAIN)
-_SIZED_TYPES = frozenset(_SIZED)
+# type -> True for a plain value, False for a container (summarised by its length)
+_PLAIN_OR_SIZED: dict[type, bool] = {**dict.fromkeys(_PLAIN, True),
+                                     **dict.fromkeys(_SIZED, False)}
 
 
 def _hooks(sim: Simulation) -> tuple:

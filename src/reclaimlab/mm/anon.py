@@ -19,7 +19,7 @@ from reclaimlab.sim import Run, current
 from . import page_alloc
 from .gfp import GFP_HIGHUSER_MOVABLE
 from .mm_types import PG_anon, PG_referenced, PG_swapbacked, PG_uptodate
-from .swap import folio_add_lru, lruvec_del_folio
+from .swap import folio_batch_add_lru, lruvec_del_folio
 
 # clear_page of one 4 KiB page and the PTE update (assumption: 1 us).
 FAULT_NS_PER_PAGE = 1_000
@@ -66,11 +66,11 @@ def do_anonymous_page(mm: mm_struct, nr_pages: int, gfp: int = GFP_HIGHUSER_MOVA
             for pfn in batch:
                 page_alloc.__free_pages_ok(pgdat, pfn, 0)
             break
+        page_alloc.claim_pages(pgdat, batch, mm.id, len(mm.pages))
+        mm.pages.extend(batch)
         for pfn in batch:
-            page_alloc.claim_block(pgdat, pfn, 0, mm.id, len(mm.pages))
-            mm.pages.append(pfn)
             flags[pfn] |= PG_anon | PG_swapbacked | PG_uptodate
-            folio_add_lru(pgdat, pfn)
+        folio_batch_add_lru(pgdat, batch)
         batch.clear()
         mm.rss += got
         pgdat.nr_anon += got

@@ -65,9 +65,10 @@ class free_area:
         """``__rmqueue_smallest`` + ``expand``: take the smallest free block ≥ ``order``."""
         lists = self.free_lists
         for o in range(order, NR_PAGE_ORDERS):
-            if lists[o]:
-                pfn = next(reversed(lists[o]))
-                self._del_free(pfn, o)
+            free_list = lists[o]
+            if free_list:
+                pfn = free_list.popitem()[0]  # the most recently freed block (LIFO)
+                self.nr_free -= 1 << o
                 while o > order:
                     o -= 1
                     self._add_free(pfn + (1 << o), o)
@@ -96,16 +97,21 @@ class free_area:
         if not 0 <= pfn < self.nr_pages or mm.flags[pfn] & PG_head == 0 or mm.order[pfn] != order:
             raise ValueError(f"free_pages({pfn}, {order}): not an allocated block of that order "
                              f"(bad free or double free)")
-        mm.flags[pfn] = 0
-        flags, orders, nr = mm.flags, mm.order, self.nr_pages
+        flags, orders, nr, lists = mm.flags, mm.order, self.nr_pages, self.free_lists
+        flags[pfn] = 0
+        freed = 1 << order
         while order < MAX_PAGE_ORDER:
             buddy = pfn ^ (1 << order)
             if buddy + (1 << order) > nr or not flags[buddy] & PG_buddy or orders[buddy] != order:
                 break
-            self._del_free(buddy, order)
+            del lists[order][buddy]  # merged: the buddy leaves its free list
+            flags[buddy] = 0
             pfn &= buddy
             order += 1
-        self._add_free(pfn, order)
+        flags[pfn] = PG_buddy
+        orders[pfn] = order
+        lists[order][pfn] = None
+        self.nr_free += freed
 
     def check_invariants(self) -> list[str]:
         """Every frame is in exactly one block; free lists match the frames; merges complete."""

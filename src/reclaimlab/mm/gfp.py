@@ -58,8 +58,19 @@ _BITS = [(name, value) for name, value in globals().items()
          if name.startswith("__GFP_") and name != "__GFP_RECLAIM"]
 
 
+# gfp value -> its ``%pGg`` text: every allocation event carries it, from a handful of values.
+_NAMES: dict[int, str] = {}
+
+
 def gfp_names(gfp: int) -> str:
     """Format ``gfp`` like the kernel's ``%pGg``: ``GFP_NOFS|__GFP_NOFAIL``."""
+    names = _NAMES.get(gfp)
+    if names is None:
+        names = _NAMES[gfp] = _format_gfp(gfp)
+    return names
+
+
+def _format_gfp(gfp: int) -> str:
     parts = []
     rest = gfp
     for name, value in _COMPOSITES:

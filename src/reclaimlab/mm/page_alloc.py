@@ -395,15 +395,19 @@ def alloc_pages(gfp: int, order: int = 0):
 def account_alloc(pgdat: pglist_data, task, pfn: int | None, order: int, gfp: int,
                   start: int) -> None:
     """Statistics and the ``alloc`` event; a raw block is charged to the allocating task."""
-    pgdat.stats.allocs += 1
+    stats = pgdat.stats
+    stats.allocs += 1
     if pfn is None:
-        pgdat.stats.alloc_failures += 1
+        stats.alloc_failures += 1
     else:
-        pgdat.mem_map.owner[pfn] = -task.pid
-        pgdat.raw_pages_by_pid[task.pid] = pgdat.raw_pages_by_pid.get(task.pid, 0) + (1 << order)
-    if pgdat.sim.observers:
-        pgdat.sim.emit("alloc", task, pfn, {"ns": pgdat.sim.now - start, "order": order,
-                                            "gfp": gfp_names(gfp)})
+        pid = task.pid
+        pgdat.mem_map.owner[pfn] = -pid
+        raw = pgdat.raw_pages_by_pid
+        raw[pid] = raw.get(pid, 0) + (1 << order)
+    sim = pgdat.sim
+    if sim.observers:
+        sim.emit("alloc", task, pfn, {"ns": sim.now - start, "order": order,
+                                      "gfp": gfp_names(gfp)})
 
 
 def claim_block(pgdat: pglist_data, pfn: int, order: int, owner_id: int, index: int) -> None:
@@ -412,13 +416,29 @@ def claim_block(pgdat: pglist_data, pfn: int, order: int, owner_id: int, index: 
     mm = pgdat.mem_map
     old = mm.owner[pfn]
     if old < 0:
-        _uncharge_raw(pgdat, -old, order)
+        _uncharge_raw(pgdat, -old, 1 << order)
     mm.owner[pfn] = owner_id
     mm.index[pfn] = index
 
 
-def _uncharge_raw(pgdat: pglist_data, pid: int, order: int) -> None:
-    left = pgdat.raw_pages_by_pid.get(pid, 0) - (1 << order)
+def claim_pages(pgdat: pglist_data, pfns: list[int], owner_id: int, first_index: int) -> None:
+    """``claim_block`` for each order-0 page of ``pfns``, at indices ``first_index``, … : the
+    same end state, with the raw charges moved once per allocating task."""
+    mm = pgdat.mem_map
+    owner, index = mm.owner, mm.index
+    raw: dict[int, int] = {}
+    for i, pfn in enumerate(pfns, first_index):
+        old = owner[pfn]
+        if old < 0:
+            raw[-old] = raw.get(-old, 0) + 1
+        owner[pfn] = owner_id
+        index[pfn] = i
+    for pid, pages in raw.items():
+        _uncharge_raw(pgdat, pid, pages)
+
+
+def _uncharge_raw(pgdat: pglist_data, pid: int, pages: int) -> None:
+    left = pgdat.raw_pages_by_pid.get(pid, 0) - pages
     if left > 0:
         pgdat.raw_pages_by_pid[pid] = left
     else:
@@ -439,13 +459,14 @@ def alloc_pages_bulk(gfp: int, nr_pages: int, out: list[int]):
     might_alloc(gfp)
     if gfp & __GFP_DIRECT_RECLAIM:
         yield Run(ALLOC_FASTPATH_NS)
-    got = 0
-    low = z.watermark[WMARK_LOW]
-    while got < nr_pages and zone_watermark_ok(z, 0, low, 0):
-        pfn = z.free_area.rmqueue_smallest(0)
+    # zone_watermark_ok(z, 0, low) before each page: with no reserves and order 0 it holds
+    # while more than low + lowmem_reserve pages are free, and each page taken is one less.
+    area = z.free_area
+    got = max(0, min(nr_pages, area.nr_free - z.watermark[WMARK_LOW] - z.lowmem_reserve))
+    for _ in range(got):
+        pfn = area.rmqueue_smallest(0)
         account_alloc(pgdat, task, pfn, 0, gfp, start)
         out.append(pfn)
-        got += 1
     if got == 0:
         pfn = yield from alloc_pages(gfp, 0)
         if pfn is not None:
@@ -474,7 +495,7 @@ def __free_pages_ok(pgdat: pglist_data, pfn: int, order: int) -> None:
     """Free a block, uncharging its raw owner task if it has one."""
     owner = pgdat.mem_map.owner[pfn]
     if owner < 0:
-        _uncharge_raw(pgdat, -owner, order)
+        _uncharge_raw(pgdat, -owner, 1 << order)
     pgdat.zone.free_area.free_one_page(pfn, order)
 
 

@@ -12,6 +12,8 @@ refault detection, no MGLRU.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from .mm_types import (
     LRU_ACTIVE_ANON, LRU_ACTIVE_FILE, LRU_INACTIVE_ANON, LRU_INACTIVE_FILE, PG_active, PG_anon,
     PG_lru, PG_reclaim, PG_referenced, PG_writeback,
@@ -61,9 +63,27 @@ def lruvec_del_folio(pgdat, pfn: int) -> None:
 
 def folio_add_lru(pgdat, pfn: int) -> None:
     """``folio_add_lru``: a new folio goes to the head of its inactive list."""
+    folio_batch_add_lru(pgdat, (pfn,))
+
+
+def folio_batch_add_lru(pgdat, pfns: Sequence[int]) -> None:
+    """``folio_add_lru`` of each folio of ``pfns`` in order, as the kernel's per-CPU batch
+    drains them (``folio_batch_move_lru`` → ``lru_add``): list links and counters are looked
+    up once per batch, which the anonymous fault path, one call per faulted page, needs."""
     mm = pgdat.mem_map
-    mm.flags[pfn] &= ~(PG_active | PG_referenced)
-    lruvec_add_folio(pgdat, pfn)
+    flags, orders, nxt, prv = mm.flags, mm.order, mm.lru_next, mm.lru_prev
+    nr_lru, heads = pgdat.nr_lru, mm.nr_pages
+    for pfn in pfns:
+        f = flags[pfn] & ~(PG_active | PG_referenced)
+        lru = LRU_INACTIVE_ANON if f & PG_anon else LRU_INACTIVE_FILE  # folio_lru_list
+        head = heads + lru
+        first = nxt[head]
+        prv[first] = pfn
+        nxt[pfn] = first
+        prv[pfn] = head
+        nxt[head] = pfn
+        flags[pfn] = f | PG_lru
+        nr_lru[lru] += 1 << orders[pfn]
 
 
 def folio_activate(pgdat, pfn: int) -> None:
