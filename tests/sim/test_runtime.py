@@ -306,3 +306,32 @@ def test_close_unwinds_live_tasks_as_themselves():
     sim.run(until=100)
     sim.close()
     assert unwound == ["holder"] and m.owner is None and current() is None
+
+
+def test_close_finishes_a_task_whose_cleanup_itself_waits():
+    sim = Simulation()
+    unwound = []
+
+    def journal_stop():
+        yield 5  # cleanup that may wait
+
+    def unlink():
+        try:
+            yield 10**12
+        finally:
+            unwound.append(("unlink", current().comm))
+            yield from journal_stop()
+
+    def syscall():
+        try:
+            yield from unlink()
+        finally:
+            unwound.append(("syscall", current().comm))
+            yield 5
+
+    gen = syscall()
+    sim.spawn(gen, "rm")
+    sim.run(until=100)
+    sim.close()
+    # every level finished now, as its task, not later in the garbage collector
+    assert unwound == [("unlink", "rm"), ("syscall", "rm")] and gen.gi_frame is None

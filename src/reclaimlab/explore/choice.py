@@ -14,21 +14,18 @@ After the given ``prefix`` is used up, choices come from ``chooser`` (the strate
 0. A prefix entry that is out of range (the run diverged, as happens while shrinking) also
 defaults to 0; the recorded list holds what was actually chosen.
 
-Abstract time has a gap in the runtime which ``AbstractTime`` closes from outside: the event loop
-lets a sleeping or computing task continue at once, without a choice, when its own wake-up is the
-earliest pending event; that hides exactly the reorderings abstract time is meant to show. The
-runtime skips the shortcut whenever the heap's first entry is not later than the wake-up, so a
-cancelled sentinel timer kept right behind the next real event disables it (the runtime should
-skip the shortcut itself when the policy has ``choose_timer``; then this class can go).
+In abstract time the runtime never lets a sleeping or computing task continue without going
+through the timer choice (docs/internals.md §1), so device and timer latencies cannot hide a
+reordering. Before ``TimeMode.start`` nothing is a choice: ``AbstractTime`` then skips the
+runtime's list of live timers altogether.
 """
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from reclaimlab.sim import Simulation, Task, Timer
+from reclaimlab.sim import Simulation, Task
 
 TASK = "task"
 TIMER = "timer"
@@ -165,43 +162,16 @@ class ChoicePolicy:
         return c
 
 
-def _noop(_arg: Any) -> None:
-    pass
-
-
 class AbstractTime:
-    """Keeps a cancelled sentinel right behind the next timed event (see the module docstring).
-
-    Installed as the simulation's ``_choose_timer``, which the run loop calls before it pops a
-    timed event: the sentinel is taken out, the policy chooses, and the sentinel goes back just
-    behind the event about to fire, so it is the heap's first entry while the woken task runs.
-    A cancelled timer is ignored by the loop, by ``_live_timers`` and by the deadlock detector.
-    Before virtual time ``start`` no choice is made, so the policy is not asked.
-    """
+    """The simulation's ``_choose_timer`` gated on virtual time ``start``: before it the loop's
+    timed events fire in time order and the policy is not asked (nor the live timers listed)."""
 
     def __init__(self, sim: Simulation, start: int = 0) -> None:
         self.sim = sim
         self.start = start
         self.base = sim._choose_timer
-        timer = Timer(_noop, None, sim.now)
-        timer.cancel()
-        self.entry: tuple = (sim.now, float("-inf"), timer, None, None)
-        heapq.heappush(sim._heap, self.entry)  # the smallest key: the heap's first entry
         sim._choose_timer = self
 
     def __call__(self, choose_timer: Callable) -> None:
-        sim = self.sim
-        heap = sim._heap
-        if heap[0] is self.entry:  # where it usually is: nothing was pushed ahead of it
-            heapq.heappop(heap)
-        else:
-            heap.remove(self.entry)
-            heapq.heapify(heap)
-        if not heap:  # nothing real left: let the loop pop the sentinel and finish
-            heap.append(self.entry)
-            return
-        if sim.now >= self.start:
+        if self.sim.now >= self.start:
             self.base(choose_timer)
-        first = heap[0]
-        self.entry = (first[0], first[1] + 0.5, self.entry[2], None, None)
-        heapq.heappush(heap, self.entry)

@@ -366,6 +366,7 @@ def explore(target: Target, strategy: Any, budget: int = 10_000,
             violations = outcome.violations(properties)
             found = getattr(strategy, "found", None)
             if not violations and found is not None:
+                outcome.discard()
                 outcome = run_schedule(target, ChoicePolicy(
                     prefix=found[1], time_mode=strategy.time_mode), stop_kinds((found[0],)))
                 violations = outcome.violations([found[0]])

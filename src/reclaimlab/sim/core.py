@@ -352,7 +352,13 @@ class Simulation:
         cpu = self.cpus[task.cpu]
         if cpu.current is None:
             return cpu
-        return min(self.cpus, key=lambda c: (c.current is not None, len(c.runq), c.id))
+        best = cpu
+        for c in self.cpus:  # the first idle CPU, else the shortest run queue (lowest id wins)
+            if c.current is None:
+                return c
+            if len(c.runq) < len(best.runq) or (len(c.runq) == len(best.runq) and c.id < best.id):
+                best = c
+        return best
 
     def _start_burst(self, cpu: Cpu, task: Task, ns: int) -> None:
         cpu.current = task
@@ -585,10 +591,7 @@ class Simulation:
             if task.gen is None:
                 continue
             _current = task
-            try:
-                task.gen.close()
-            except Exception:  # noqa: BLE001 - unwinding an abandoned run
-                pass
+            _unwind(task.gen)
             task.gen = None
             task.state = "X"
         _current = None
@@ -606,6 +609,27 @@ class Simulation:
         h.update(self._trace.tobytes())
         h.update(self.events.to_bytes(8, "little"))
         return h.hexdigest()
+
+
+def _unwind(gen: Any, attempts: int = 1000) -> None:
+    """Close an abandoned task's generator chain, ignoring what it raises.
+
+    A modelled ``finally`` may itself yield (``ext4_journal_stop`` waiting on the journal), which
+    ``close`` reports as "generator ignored GeneratorExit" with that generator left suspended —
+    and, closed from the outside, orphaned by its callers. So the chain is closed from its
+    innermost frame outwards, each one until it has finished: everything unwinds here, as its
+    task, rather than later in the garbage collector's finaliser.
+    """
+    for _ in range(attempts):
+        if gen.gi_frame is None:
+            return
+        g = gen
+        while (sub := g.gi_yieldfrom) is not None and getattr(sub, "gi_frame", None) is not None:
+            g = sub
+        try:
+            g.close()
+        except Exception:  # noqa: BLE001 - unwinding an abandoned run
+            pass
 
 
 # ------------------------------------------------------------------- allocation scopes

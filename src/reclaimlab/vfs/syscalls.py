@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 from reclaimlab.block import BlockDevice, lookup_bdev
-from reclaimlab.mm.gfp import GFP_KERNEL
 from reclaimlab.sim import Run, current, down_read, up_read
 
 from . import dcache, namei
