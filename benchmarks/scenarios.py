@@ -17,15 +17,12 @@ import re
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 DESIGNS = ("native", "sync", "inodegc", "passive-ref")
-# The scale variant: fs_mark-like churn creating and unlinking >= 1 M inodes on ext4 under a
-# memory hog (scenario keys as for --set, on the built-in rm-rf machine).
-SCALE = ("rm-rf", [
-    "machine.memory_mb=4096", "workload.hog.leave_available_mb=512", "workload.removers.tasks=4",
-    "workload.removers.depth=4", "workload.removers.fanout=16",
-    "workload.removers.files_per_dir=64", "run.duration_ms=600000",
-])
+# The scale variant: fs_mark-like churn creating and unlinking >= 1 M ext4 inodes under a
+# memory hog (a scenario file beside this script).
+SCALE = (str(Path(__file__).with_name("scale.toml")), [])
 
 
 def one(scenario: str, design: str, overrides: list[str]) -> dict:
@@ -71,7 +68,8 @@ def main() -> int:
         if "error" in r:
             print(f"{r['scenario']:22} {r['design']:12} ERROR {r['error'][:120]}")
             continue
-        print(f"{r['scenario'] + (' (scale)' if r.get('variant') else ''):22} {r['design']:12} "
+        name = "scale.toml" if r.get("variant") else r["scenario"]
+        print(f"{name:22} {r['design']:12} "
               f"{r['outcome']:10} {r['events']:>10} {r['wall_s']:>8.2f} "
               f"{r['events_per_s']:>10.0f} {r['inodes']['evicted']:>8} {r['peak_rss_mb']:>9.0f}")
     return 0

@@ -55,7 +55,7 @@ class Checks:
             for kind, handler in d.handlers().items():
                 routes.setdefault(kind, []).append(handler)
         self.routes = {kind: fan_out(hs) for kind, hs in routes.items()}
-        # the runtime calls ``event`` for every event: a closure, not a method, for speed
+        self.event_routes = self.routes  # the runtime merges these with other observers' routes
         self.event = dispatcher(self.routes)  # type: ignore[method-assign]
         self.sim.add_observer(self)
         return self

@@ -90,8 +90,8 @@ class Metrics(Detector):
         self.free_series = Series(sample_ns, min)
         self.watermarks: list[tuple[int, int, int, int]] = []
         self.queue_series: dict[str, Series] = {}
-        # the runtime calls ``event`` for every event: a closure, not a method, for speed
-        self.event = dispatcher(self.handlers())  # type: ignore[method-assign]
+        self.event_routes = self.handlers()  # the runtime merges these with other observers'
+        self.event = dispatcher(self.event_routes)  # type: ignore[method-assign]
 
     def handlers(self) -> dict[str, Callable[[Any, Any, Any], None]]:
         return {"block": self.on_block, "wake": self.on_wake, "exit": self.on_wake,

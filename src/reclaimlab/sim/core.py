@@ -215,6 +215,31 @@ def holders_of(obj: Any) -> list[Task]:
     return fn() if fn is not None else []
 
 
+def _route(merged: dict[str, list[Callable[[Any, Any, Any], None]]]
+           ) -> Callable[[str, Any, Any, Any], None]:
+    """One ``event(kind, task, obj, info)`` calling the handlers routed for ``kind``."""
+    table: dict[str, Callable[[Any, Any, Any], None]] = {}
+    for kind, handlers in merged.items():
+        if len(handlers) == 1:
+            table[kind] = handlers[0]
+        else:
+            table[kind] = _each(tuple(handlers))
+    get = table.get
+
+    def event(kind: str, task: Any, obj: Any, info: Any) -> None:
+        handler = get(kind)
+        if handler is not None:
+            handler(task, obj, info)
+    return event
+
+
+def _each(handlers: tuple) -> Callable[[Any, Any, Any], None]:
+    def each(task: Any, obj: Any, info: Any) -> None:
+        for h in handlers:
+            h(task, obj, info)
+    return each
+
+
 class Simulation:
     """One simulated machine's runtime: clock, heap, run queues, tasks, observers."""
 
@@ -256,14 +281,32 @@ class Simulation:
         self._set_hook()
 
     def _set_hook(self) -> None:
-        """``_hook`` is what the hot paths call: None without observers, the observer's own
-        ``event`` with one (no fan-out call in between), a fan-out with several."""
-        self._obs = fns = tuple(o.event for o in self.observers)
-        if not fns:
+        """``_hook`` is what the hot paths call: None without observers, else one callable.
+
+        An observer with ``event_routes`` (a dict: kind -> ``handler(task, obj, info)``) is not
+        called for every event: the routes of all such observers are merged into one table, so
+        an event costs one lookup however many of them there are, and kinds nobody routes cost
+        nothing more. Routed handlers run first, in attach order; then other observers' ``event``.
+        """
+        self._obs = tuple(o.event for o in self.observers)
+        merged: dict[str, list[Callable[[Any, Any, Any], None]]] = {}
+        calls = []
+        for o in self.observers:
+            routes = getattr(o, "event_routes", None)
+            if routes is None:
+                calls.append(o.event)
+                continue
+            for kind, handler in routes.items():
+                merged.setdefault(kind, []).append(handler)
+        if merged:
+            calls.insert(0, _route(merged))
+        if not calls:
             self._hook = None
-        elif len(fns) == 1:
-            self._hook = fns[0]
+        elif len(calls) == 1:
+            self._hook = calls[0]
         else:
+            fns = tuple(calls)
+
             def fan_out(kind: str, task: Any, obj: Any, info: Any) -> None:
                 for fn in fns:
                     fn(kind, task, obj, info)
