@@ -39,21 +39,23 @@ def test_timed_dfs_on_mini_overlay_runs_within_its_bounds(sync_target):
     assert stats.distinct_states >= 1
 
 
-# The bounds docs/explore.md gives for mini-overlay, with a shallower depth to stay fast: no
-# choice before 5.8 ms (the plain schedule's first kswapd wake-up is just after), abstract time
-# with any pending event eligible, one deviation from the default schedule.
-BOUNDS = ["--start", "5800000", "--preemptions", "1", "--max-depth", "10"]
+# mini-overlay's own [explore] bounds (no choice before 5.8 ms, just before the plain schedule's
+# first kswapd wake-up; one deviation from the default schedule), with a shallower depth to stay
+# fast.
+BOUNDS = ["--max-depth", "10"]
 
 
-def test_sync_dfs_finds_a_shrunk_replayable_violation(tmp_path, capsys):
+def test_sync_dfs_with_the_scenario_bounds_finds_a_shrunk_replayable_violation(tmp_path, capsys):
     import json
 
     from reclaimlab.explore.cli import main
 
     out = tmp_path / "sync.cex.json"
-    assert main(["explore", "mini-overlay", "--design", "sync", *BOUNDS, "--json", "--quiet",
+    assert main(["explore", "mini-overlay", "--design", "sync", "--json", "--quiet",
                  "--out", str(out)]) == 0
-    v = json.loads(capsys.readouterr().out)["violation"]
+    result = json.loads(capsys.readouterr().out)
+    assert result["bounds"]["start_ns"] == 5_800_000 and result["bounds"]["preemptions"] == 1
+    v = result["violation"]
     assert v is not None and v["kind"] == "nofail_in_reclaim"
     assert v["preemptions"] == 1 and "kswapd" in v["finding"]["task"]
     assert main(["replay", str(out), "--json"]) == 0

@@ -25,7 +25,7 @@ from .target import Outcome, parse_properties
 from .toys import TOYS
 
 from reclaimlab.scenario.errors import ScenarioError
-from reclaimlab.scenario.models import DESIGNS
+from reclaimlab.scenario.models import DESIGNS, Explore
 
 
 class ExploreUserError(Exception):
@@ -47,6 +47,19 @@ def finding_object(finding: Any) -> dict[str, Any]:
     return finding.as_warning()
 
 
+def scenario_bounds(args: argparse.Namespace, target: Any) -> None:
+    """Bounds not given on the command line come from the scenario's ``[explore]`` table (a toy
+    model has the table's defaults)."""
+    loaded = getattr(target, "loaded", None)
+    bounds = loaded.scenario.explore if loaded is not None else Explore()
+    if args.max_depth is None:
+        args.max_depth = bounds.max_depth
+    if args.preemptions is None:
+        args.preemptions = bounds.preemptions
+    if args.start is None:
+        args.start = round(bounds.start_ms * 1_000_000)
+
+
 def run_explore(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """Explore, shrink and save; returns the exploration result and the human report."""
     try:
@@ -55,15 +68,16 @@ def run_explore(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         raise ExploreUserError(f"--property: {e}") from None
     if args.scenario not in TOYS and args.design is None:
         raise ExploreUserError("--design is required: one of " + ", ".join(DESIGNS))
+    out = args.out or default_out(args.scenario, args.design or "model")
+    if Path(out).parent != Path("") and not Path(out).parent.is_dir():
+        raise ExploreUserError(f"--out {out}: directory {Path(out).parent} does not exist")
+    target = make_target(args.scenario, args.design, args.seed, args.set)
+    scenario_bounds(args, target)
     for name in ("budget", "max_depth", "pct_depth"):
         if getattr(args, name) < 1:
             raise ExploreUserError(f"--{name.replace('_', '-')} must be at least 1")
     if args.preemptions < 0:
         raise ExploreUserError("--preemptions must be at least 0")
-    out = args.out or default_out(args.scenario, args.design or "model")
-    if Path(out).parent != Path("") and not Path(out).parent.is_dir():
-        raise ExploreUserError(f"--out {out}: directory {Path(out).parent} does not exist")
-    target = make_target(args.scenario, args.design, args.seed, args.set)
     if args.window is not None and (args.window < 0 or args.timed):
         raise ExploreUserError("--window must be >= 0 ns, and cannot be combined with --timed")
     if args.start < 0:
@@ -190,10 +204,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--property", metavar="P1,P2",
                    help="violations to look for (default: every detector finding but oom): "
                         "deadlock, knot, hung_task, lockdep, nofail, invariant, leak, oom")
-    p.add_argument("--max-depth", type=int, default=50, metavar="N",
-                   help="dfs: branch at most at the first N choice points (default 50)")
-    p.add_argument("--preemptions", type=int, default=2, metavar="N",
-                   help="dfs: at most N deviations from the default schedule (default 2)")
+    p.add_argument("--max-depth", type=int, metavar="N",
+                   help="dfs: branch at most at the first N choice points (default: the "
+                        "scenario's [explore] max_depth, 50)")
+    p.add_argument("--preemptions", type=int, metavar="N",
+                   help="dfs: at most N deviations from the default schedule (default: the "
+                        "scenario's [explore] preemptions, 2)")
     p.add_argument("--pct-depth", type=int, default=3, metavar="D",
                    help="pct: bug depth, D-1 priority change points (default 3)")
     p.add_argument("--timed", action="store_true",
@@ -201,9 +217,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--window", type=int, metavar="NS",
                    help="abstract time: choose only among timed events due within NS ns of "
                         "the earliest (default: any pending event)")
-    p.add_argument("--start", type=int, default=0, metavar="NS",
+    p.add_argument("--start", type=int, metavar="NS",
                    help="no choice before virtual time NS: the run's setup takes the default "
-                        "schedule (default 0)")
+                        "schedule (default: the scenario's [explore] start_ms, 0)")
     fork = p.add_mutually_exclusive_group()
     fork.add_argument("--fork", dest="fork", action="store_true", default=None,
                       help="dfs: run schedules in forked processes that share the prefix up to "

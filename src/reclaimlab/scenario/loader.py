@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ValidationError
 
 from reclaimlab.scenario.errors import ScenarioError
-from reclaimlab.scenario.models import (Design, Device, Ext4Fs, Machine, OverlayFs, Run,
+from reclaimlab.scenario.models import (Design, Device, Explore, Ext4Fs, Machine, OverlayFs, Run,
                                         Scenario, XfsFs)
 from reclaimlab.workload import specs
 
@@ -231,8 +231,8 @@ def _model_fields(raw: dict, path: list) -> list[str]:
     model: type[BaseModel] | None = None
     if not path:
         model = Scenario
-    elif len(path) == 1 and path[0] in ("machine", "design", "run"):
-        model = {"machine": Machine, "design": Design, "run": Run}[path[0]]
+    elif len(path) == 1 and path[0] in ("machine", "design", "run", "explore"):
+        model = {"machine": Machine, "design": Design, "run": Run, "explore": Explore}[path[0]]
     elif len(path) == 2 and path[0] in ARRAY_TABLES and isinstance(path[1], int):
         entry = raw[path[0]][path[1]]
         entry = entry if isinstance(entry, dict) else {}

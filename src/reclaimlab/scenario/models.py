@@ -179,6 +179,15 @@ class Run(Strict):
     shutdown_grace_ms: float = Field(1000.0, ge=0, le=3_600_000)
 
 
+class Explore(Strict):
+    """The exploration bounds this configuration is meant for: ``reclaimlab explore``'s
+    defaults for it (its ``--start``, ``--max-depth``, ``--preemptions`` override them)."""
+
+    start_ms: float = Field(0.0, ge=0)
+    max_depth: int = Field(50, ge=1)
+    preemptions: int = Field(2, ge=0)
+
+
 class Scenario(Strict):
     """A whole scenario file."""
 
@@ -189,6 +198,7 @@ class Scenario(Strict):
     design: Design = Field(default_factory=Design)
     workload: list[WorkloadSpec] = Field(default_factory=list)
     run: Run = Field(default_factory=Run)
+    explore: Explore = Field(default_factory=Explore)
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Scenario":
