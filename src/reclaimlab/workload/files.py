@@ -132,13 +132,17 @@ def remove_tree(ctx: Context, path: str, depth: int, spec: RmRf) -> Generator:
 
 def rm_rf(spec: RmRf, ctx: Context) -> Generator:
     """Build a tree, ``sync`` it to disk (so deletion frees allocated blocks), remove it.
-    The group's op times span the removal only."""
+    The group's op times span the removal only; with ``sync_after`` the removal is timed as
+    ``rm -rf && sync``, up to the filesystem having finished the deletions — deferred ones
+    included, since ``sync_filesystem`` flushes deferred evictions and inactivation."""
     base = task_dir(spec.dir, ctx)
     yield from mkdir_p(ctx, spec.dir)
     yield from build_tree(ctx, base, spec.depth, spec)
     if spec.sync_before:
         yield from syscall(ctx, sys.sys_sync(), count=False)
     yield from remove_tree(ctx, base, spec.depth, spec)
+    if spec.sync_after:
+        yield from syscall(ctx, sys.sys_sync())
     ctx.stats.finished += 1
 
 

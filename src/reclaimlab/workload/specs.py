@@ -112,6 +112,7 @@ class RmRf(WorkloadBase):
     files_per_dir: int = Field(32, ge=0)
     file_kb: int = Field(4, ge=0)
     sync_before: bool = True
+    sync_after: bool = False
 
 
 class ContainerChurn(WorkloadBase):
