@@ -97,3 +97,20 @@ def test_end_of_run_checks_run_once():
     checks.finish()
     checks.finish()
     assert checks.invariants.violations == ["pgdat: nr_free drifted"]
+
+
+def test_remembering_freed_inodes_does_not_keep_them_alive():
+    import gc
+    import weakref
+
+    from reclaimlab.check.invariants import _FreedInodes
+    from reclaimlab.fs.ext4.ext4 import ext4_inode_info
+
+    freed = _FreedInodes()
+    inode = ext4_inode_info()
+    alive = weakref.ref(inode)
+    freed.add(inode)
+    assert inode in freed and ext4_inode_info() not in freed
+    del inode
+    gc.collect()
+    assert alive() is None and not freed.refs  # a million evictions must not pile up

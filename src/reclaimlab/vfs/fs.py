@@ -220,7 +220,8 @@ class Inode:
 
     __slots__ = ("i_ino", "i_sb", "i_mode", "i_nlink", "i_count", "i_obj_count", "i_state",
                  "i_size", "i_blocks", "i_op", "i_fop", "i_aops", "i_data", "i_rwsem",
-                 "i_private", "i_slab", "dirtied_when", "i_flags")
+                 "i_private", "i_slab", "dirtied_when", "i_flags",
+                 "__weakref__")  # detectors remember freed inodes without keeping them alive
 
     def __init__(self) -> None:
         self.i_ino = 0
