@@ -390,18 +390,21 @@ class Simulation:
 
     # ----------------------------------------------------------------- CPUs
     def _pick_cpu(self, task: Task) -> Cpu:
+        """The task's CPU if pinned or idle; else the first idle CPU, else the shortest run
+        queue (lowest id among equals)."""
         if task.pinned is not None:
             return self.cpus[task.pinned]
         cpu = self.cpus[task.cpu]
         if cpu.current is None:
             return cpu
-        best = cpu
-        for c in self.cpus:  # the first idle CPU, else the shortest run queue (lowest id wins)
+        best, shortest = None, 1 << 62
+        for c in self.cpus:
             if c.current is None:
                 return c
-            if len(c.runq) < len(best.runq) or (len(c.runq) == len(best.runq) and c.id < best.id):
-                best = c
-        return best
+            n = len(c.runq)
+            if n < shortest:
+                best, shortest = c, n
+        return best  # type: ignore[return-value]
 
     def _start_burst(self, cpu: Cpu, task: Task, ns: int) -> None:
         cpu.current = task
