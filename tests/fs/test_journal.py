@@ -187,15 +187,36 @@ def test_modifying_a_64k_buffer_under_commit_makes_an_order4_nofail_frozen_copy(
     monkeypatch.setattr(jbd2, "alloc_pages", spy)
 
     def task():
-        yield from modify(j, bdev, [5])
+        yield from modify(j, bdev, range(5, 55))         # 50 buffers for the commit to tag
         jbd2.__jbd2_log_start_commit(j, j.j_running_transaction.t_tid)
-        while j.j_committing_transaction is None:       # let kjournald2 start writing the log
+        while j.j_committing_transaction is None:       # kjournald2 switched transactions...
             yield 1000
+        shadowed = j.j_committing_transaction.t_shadow  # ...and is not writing the log yet
         yield from modify(j, bdev, [5])                  # the buffer is in the committing one
         yield from jbd2_journal_force_commit(j)
+        return shadowed
+
+    assert m.run(task()) is False
+    assert any(order == 4 and gfp & __GFP_NOFAIL for gfp, order in orders)
+    assert jbd2.jbd2_journal_check_invariants(j) == []
+
+
+def test_modifying_a_buffer_the_commit_is_writing_to_the_log_waits_for_that_io():
+    m, bdev, j = make_journal()
+    seen = {}
+
+    def task():
+        yield from modify(j, bdev, [5])
+        jbd2.__jbd2_log_start_commit(j, j.j_running_transaction.t_tid)
+        while j.j_committing_transaction is None or not j.j_committing_transaction.t_shadow:
+            yield 1000                                   # the log write of block 5 is in flight
+        committing = j.j_committing_transaction
+        yield from modify(j, bdev, [5])
+        seen["shadowed_after"] = committing.t_shadow
 
     m.run(task())
-    assert any(order == 4 and gfp & __GFP_NOFAIL for gfp, order in orders)
+    assert j.stats["shadow_waits"] >= 1
+    assert seen["shadowed_after"] is False, "the handle went on only after the log IO"
     assert jbd2.jbd2_journal_check_invariants(j) == []
 
 

@@ -11,6 +11,10 @@ Models ``fs/jbd2/{journal,transaction,commit,checkpoint,revoke}.c`` (mainline ~6
   its commit and waits), and when the log has less than a transaction's worth of space
   (``__jbd2_log_wait_for_space``: checkpoint IO under ``j_checkpoint_mutex``, or wait for the
   committing transaction);
+- a handle modifying a buffer that the committing transaction is writing to the log (and has
+  no frozen copy of) sleeps until that log IO completes (``BH_Shadow`` in
+  ``do_get_write_access``); before the commit reaches the buffer it takes a frozen copy instead.
+  Simplified: every buffer of the transaction is shadowed for the whole log write;
 - a handle holds the lockdep map ``jbd2_handle`` and a ``memalloc_nofs_save`` scope for its whole
   life and sits in ``current->journal_info``; nested starts only take another reference;
 - ``kjournald2`` commits when asked or when the running transaction is ``j_commit_interval`` old
@@ -133,7 +137,7 @@ class transaction_t:
 
     __slots__ = ("t_tid", "t_state", "t_updates", "t_outstanding_credits", "t_buffers",
                  "t_revokes", "t_checkpoint_list", "t_log_blocks", "t_expires", "t_timer", "obj",
-                 "t_handle_count")
+                 "t_handle_count", "t_shadow")
 
     def __init__(self, tid: int, obj: Any) -> None:
         self.t_tid = tid
@@ -148,6 +152,7 @@ class transaction_t:
         self.t_timer: Any = None
         self.obj = obj
         self.t_handle_count = 0
+        self.t_shadow = False            # its metadata buffers are being written to the log
 
     def __repr__(self) -> str:
         return f"transaction {self.t_tid} ({self.t_state})"
@@ -195,6 +200,8 @@ class journal_t:
         self.j_wait_updates = WaitQueue(f"{name}:j_wait_updates")
         self.j_wait_commit = WaitQueue(f"{name}:j_wait_commit")
         self.j_wait_done_commit = WaitQueue(f"{name}:j_wait_done_commit")
+        # wait_on_bit_io(BH_Shadow) of the transaction's buffers (one queue for all of them)
+        self.j_wait_shadow = WaitQueue(f"{name}:BH_Shadow")
         self.j_checkpoint_mutex = Mutex("&journal->j_checkpoint_mutex")
         self.j_trans_commit_map = LockdepMap("jbd2_handle")
         self.caches = jbd2_caches(sim)
@@ -203,7 +210,7 @@ class journal_t:
         register_shrinker(sim, self.j_shrinker)
         self.j_task = sim.kthread_run(kjournald2, f"jbd2/{name}", self)
         self.stats = {"commits": 0, "checkpoints": 0, "log_space_waits": 0,
-                      "locked_waits": 0, "handles": 0}
+                      "locked_waits": 0, "shadow_waits": 0, "handles": 0}
 
     def __repr__(self) -> str:
         return f"journal {self.j_devname}"
@@ -406,9 +413,11 @@ def jbd2_journal_add_journal_head(journal: journal_t, bh: buffer_head):
 def jbd2_journal_get_write_access(handle: handle_t, bh: buffer_head):
     """``jbd2_journal_get_write_access``: declare intent to modify a metadata buffer.
 
-    A buffer being written by the committing transaction gets a frozen copy first
-    (``do_get_write_access`` → ``jbd2_alloc(GFP_NOFS|__GFP_NOFAIL)``): block-sized, so order 4
-    for 64 KiB blocks on 4 KiB pages. ``do_get_write_access`` first waits for a home write in
+    A buffer owned by the committing transaction gets a frozen copy first while the commit has
+    not reached it yet (``do_get_write_access`` → ``jbd2_alloc(GFP_NOFS|__GFP_NOFAIL)``):
+    block-sized, so order 4 for 64 KiB blocks on 4 KiB pages. Once the commit is writing it to
+    the log without a copy (``BH_Shadow``) the handle waits for that IO instead
+    (``wait_on_shadow``). ``do_get_write_access`` first waits for a home write in
     flight (``lock_buffer``); filing the buffer on the running transaction clears its dirty bit
     (``__jbd2_journal_file_buffer``: ``test_clear_buffer_dirty`` → ``BH_JBDDirty``), so
     writeback never writes uncommitted metadata home; the commit dirties it again.
@@ -420,6 +429,9 @@ def jbd2_journal_get_write_access(handle: handle_t, bh: buffer_head):
     t = handle.h_transaction
     while True:
         if jh.b_transaction is journal.j_committing_transaction and jh.b_transaction is not None:
+            if jh.b_frozen is None and jh.b_transaction.t_shadow:
+                yield from wait_on_shadow(journal, jh)
+                continue
             if jh.b_frozen is None:
                 # The copy is allocated with no lock held and the state re-checked
                 # (``goto repeat``): the commit may finish while the allocation sleeps.
@@ -436,6 +448,16 @@ def jbd2_journal_get_write_access(handle: handle_t, bh: buffer_head):
             jh.b_transaction = t
             t.t_buffers.append(jh)
         return
+
+
+def wait_on_shadow(journal: journal_t, jh: journal_head):
+    """``do_get_write_access``'s ``wait_on_bit_io(&bh->b_state, BH_Shadow)``: the committing
+    transaction is writing this buffer (not a frozen copy of it) to the log, so its contents may
+    not change until that IO completes — the handle sleeps uninterruptibly, then retries."""
+    committing = jh.b_transaction
+    journal.stats["shadow_waits"] += 1
+    yield from wait_event(journal.j_wait_shadow,
+                          lambda: jh.b_transaction is not committing or not committing.t_shadow)
 
 
 def jbd2_journal_dirty_metadata(handle: handle_t, bh: buffer_head):
@@ -553,7 +575,10 @@ def jbd2_journal_commit_transaction(journal: journal_t):
     wake_up(journal.j_wait_transaction_locked)
     t.t_log_blocks = _log_blocks_needed(journal, t)
     yield Run(COMMIT_NS_PER_BUFFER * len(t.t_buffers))
+    t.t_shadow = True                     # jbd2_journal_write_metadata_buffer: BJ_Shadow
     yield from jbd2_write_log(journal, t.t_log_blocks)
+    t.t_shadow = False                    # the log IO is done: clear_buffer_shadow, wake_up_bit
+    wake_up(journal.j_wait_shadow)
     journal.j_free -= t.t_log_blocks
     jbd2_journal_file_checkpoints(journal, t)
     for _, obj in t.t_revokes:
