@@ -211,6 +211,37 @@ def test_observers_see_block_wake_and_lock_events_with_holders():
                     ("wake", "b", "m"), ("lock_acquired", "b", "m"), ("lock_release", "b", "m")]
 
 
+def test_routed_observers_get_only_their_kinds_and_run_before_plain_ones():
+    sim = Simulation()
+    m = Mutex("m")
+    calls = []
+
+    class Routed:
+        def __init__(self, name, kinds):
+            self.event_routes = {k: (lambda t, o, i, k=k: calls.append((name, k))) for k in kinds}
+
+        def event(self, kind, task, obj, info):  # pragma: no cover - never called when routed
+            raise AssertionError("a routed observer's event is not called")
+
+    class Plain:
+        def event(self, kind, task, obj, info):
+            if kind.startswith("lock_"):
+                calls.append(("plain", kind))
+
+    sim.add_observer(Plain())
+    sim.add_observer(Routed("a", ["lock_acquired", "lock_release"]))
+    sim.add_observer(Routed("b", ["lock_release"]))
+
+    def t():
+        yield from mutex_lock(m)
+        mutex_unlock(m)
+
+    sim.spawn(t(), "t")
+    sim.run()
+    assert calls == [("plain", "lock_acquire"), ("a", "lock_acquired"), ("plain", "lock_acquired"),
+                     ("a", "lock_release"), ("b", "lock_release"), ("plain", "lock_release")]
+
+
 def test_running_stack_keeps_kernel_double_underscore_names_and_plain_calls():
     sim = Simulation()
     seen = []
