@@ -76,5 +76,7 @@ def test_deferred_designs_exhaust_the_same_bounds_without_violation(design, caps
     assert main(["explore", "mini-overlay", "--design", design, *BOUNDS, "--json",
                  "--quiet"]) == 0
     result = json.loads(capsys.readouterr().out)
+    assert result["bounds"]["max_depth"] == 10  # the flag overrides the scenario's [explore]
+    assert result["bounds"]["start_ns"] == 5_800_000
     assert result["violation"] is None and result["complete"] is True
     assert result["schedules"] > 1 and result["distinct_states"] > 1

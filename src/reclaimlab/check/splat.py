@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from reclaimlab.sim import NSEC_PER_SEC
+from reclaimlab.sim.core import Handler
 
 _MACHINERY = ("/reclaimlab/sim/core.py", "/reclaimlab/check/", "/reclaimlab/report/",
               "/reclaimlab/explore/")
@@ -64,9 +65,6 @@ class Dmesg:
         return "".join(stamp(f.time_ns, f.text) for f in self.findings)
 
 
-Handler = Callable[[Any, Any, Any], None]
-
-
 class Detector:
     """Base of the observers here: each event kind is routed to one handler
     (``handlers()``: kind -> ``fn(task, obj, info)``), so kinds a detector ignores cost a lookup."""
@@ -82,31 +80,6 @@ class Detector:
         handler = self._routes.get(kind)
         if handler is not None:
             handler(task, obj, info)
-
-
-def fan_out(handlers: list[Handler]) -> Handler:
-    """One handler calling ``handlers`` in order (the only one itself, when alone)."""
-    if len(handlers) == 1:
-        return handlers[0]
-    hs = tuple(handlers)
-
-    def each(task: Any, obj: Any, info: Any) -> None:
-        for h in hs:
-            h(task, obj, info)
-    return each
-
-
-def dispatcher(routes: dict[str, Handler]) -> Callable[[str, Any, Any, Any], None]:
-    """An observer's ``event(kind, task, obj, info)`` calling ``routes[kind]`` when there is
-    one: a closure over the dict's ``get``, as cheap as a call can be for the kinds (most
-    events) that the observer ignores."""
-    get = routes.get
-
-    def event(kind: str, task: Any, obj: Any, info: Any) -> None:
-        handler = get(kind)
-        if handler is not None:
-            handler(task, obj, info)
-    return event
 
 
 def task_name(task: Any) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from hdrh.histogram import HdrHistogram
 
-from reclaimlab.check.splat import Detector, dispatcher
+from reclaimlab.check.splat import Detector
 from reclaimlab.sim import NSEC_PER_MSEC, NSEC_PER_SEC, PF_MEMALLOC
 
 # 1 ns .. ~2.8 h of virtual time, 3 significant digits
@@ -91,7 +91,6 @@ class Metrics(Detector):
         self.watermarks: list[tuple[int, int, int, int]] = []
         self.queue_series: dict[str, Series] = {}
         self.event_routes = self.handlers()  # the runtime merges these with other observers'
-        self.event = dispatcher(self.event_routes)  # type: ignore[method-assign]
 
     def handlers(self) -> dict[str, Callable[[Any, Any, Any], None]]:
         return {"block": self.on_block, "wake": self.on_wake, "exit": self.on_wake,

@@ -30,7 +30,7 @@ import random
 import sys
 from array import array
 from collections import deque
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 PF_WQ_WORKER = 0x00000020
 PF_MEMALLOC = 0x00000800
@@ -215,29 +215,31 @@ def holders_of(obj: Any) -> list[Task]:
     return fn() if fn is not None else []
 
 
-def _route(merged: dict[str, list[Callable[[Any, Any, Any], None]]]
-           ) -> Callable[[str, Any, Any, Any], None]:
-    """One ``event(kind, task, obj, info)`` calling the handlers routed for ``kind``."""
-    table: dict[str, Callable[[Any, Any, Any], None]] = {}
-    for kind, handlers in merged.items():
-        if len(handlers) == 1:
-            table[kind] = handlers[0]
-        else:
-            table[kind] = _each(tuple(handlers))
-    get = table.get
+Handler = Callable[[Any, Any, Any], None]
+
+
+def fan_out(handlers: Sequence[Handler]) -> Handler:
+    """One ``handler(task, obj, info)`` calling ``handlers`` in order (the only one itself)."""
+    if len(handlers) == 1:
+        return handlers[0]
+    hs = tuple(handlers)
+
+    def each(task: Any, obj: Any, info: Any) -> None:
+        for h in hs:
+            h(task, obj, info)
+    return each
+
+
+def dispatcher(routes: dict[str, Handler]) -> Callable[[str, Any, Any, Any], None]:
+    """An ``event(kind, task, obj, info)`` calling ``routes[kind]`` when there is one: a closure
+    over the dict's ``get``, as cheap as a call can be for the kinds nobody routes."""
+    get = routes.get
 
     def event(kind: str, task: Any, obj: Any, info: Any) -> None:
         handler = get(kind)
         if handler is not None:
             handler(task, obj, info)
     return event
-
-
-def _each(handlers: tuple) -> Callable[[Any, Any, Any], None]:
-    def each(task: Any, obj: Any, info: Any) -> None:
-        for h in handlers:
-            h(task, obj, info)
-    return each
 
 
 class Simulation:
@@ -289,7 +291,7 @@ class Simulation:
         nothing more. Routed handlers run first, in attach order; then other observers' ``event``.
         """
         self._obs = tuple(o.event for o in self.observers)
-        merged: dict[str, list[Callable[[Any, Any, Any], None]]] = {}
+        merged: dict[str, list[Handler]] = {}
         calls = []
         for o in self.observers:
             routes = getattr(o, "event_routes", None)
@@ -299,7 +301,7 @@ class Simulation:
             for kind, handler in routes.items():
                 merged.setdefault(kind, []).append(handler)
         if merged:
-            calls.insert(0, _route(merged))
+            calls.insert(0, dispatcher({kind: fan_out(hs) for kind, hs in merged.items()}))
         if not calls:
             self._hook = None
         elif len(calls) == 1:
@@ -307,10 +309,10 @@ class Simulation:
         else:
             fns = tuple(calls)
 
-            def fan_out(kind: str, task: Any, obj: Any, info: Any) -> None:
+            def every_observer(kind: str, task: Any, obj: Any, info: Any) -> None:
                 for fn in fns:
                     fn(kind, task, obj, info)
-            self._hook = fan_out
+            self._hook = every_observer
 
     def emit(self, kind: str, task: Task | None, obj: Any = None, info: Any = None) -> None:
         """Report an event to every observer (no-op without observers)."""
@@ -621,7 +623,7 @@ class Simulation:
     def _exit(self, task: Task, value: Any) -> None:
         task.state = "X"
         task.exit_value = value
-        task.gen = None
+        task.gen = task.send = None
         hook = self._hook
         if hook is not None:
             hook("exit", task, None, None)
@@ -638,7 +640,7 @@ class Simulation:
                 continue
             _current = task
             _unwind(task.gen)
-            task.gen = None
+            task.gen = task.send = None
             task.state = "X"
         _current = None
 
