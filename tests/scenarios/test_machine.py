@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 
 import pytest
 
@@ -109,3 +110,30 @@ def test_design_knobs_reach_the_inodegc_machinery(small):
     (sb,) = m.sim.vfs.super_blocks
     config = sb.s_fs_info.s_inodegc.config
     assert (config.max_backlog, config.delay_jiffies) == (7, 3)
+
+
+class DirLocks:
+    """How often each task takes each directory's i_rwsem for writing."""
+
+    def __init__(self) -> None:
+        self.by_task: dict[str, Counter] = {}
+
+    def event(self, kind, task, obj, info) -> None:
+        if kind == "lock_acquire" and not info["read"] and "i_mutex_dir_key" in obj.name:
+            self.by_task.setdefault(task.comm, Counter())[id(obj)] += 1
+
+    def working_dir(self, comm: str) -> int:
+        """The directory the task creates and unlinks in (not the ancestors mkdir -p took)."""
+        return self.by_task[comm].most_common(1)[0][0]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_create_unlink_shared_dir_puts_every_task_in_one_directory(small, shared):
+    sc = load_scenario(small, [f"workload.churn.shared_dir={str(shared).lower()}"]).scenario
+    seen = DirLocks()
+    m = build_machine(sc, "sync", seed=0, observers=[seen])
+    run_machine(m)
+    m.sim.close()
+    assert m.groups["churn"].errors == {}  # the tasks' file names never collide
+    # aim7's shape: both contend on the same directory lock
+    assert (seen.working_dir("churn-0") == seen.working_dir("churn-1")) == shared

@@ -197,3 +197,63 @@ def test_spinlock_section_without_yield_is_fine_and_tracked_in_held_locks():
     sim.spawn(ok(), "ok")
     sim.run()
     assert seen == [["l"], []]
+
+
+def _contended_rwsem(spin_on_owner: bool, owner_sleeps: bool):
+    """Two CPUs: ``owner`` write-holds a rwsem for 10 us (running, or asleep), ``waiter``
+    wants it after 1 us. Returns the waiter's CPU time and when it got the lock."""
+    from reclaimlab.sim import Run
+
+    sim = Simulation(ncpus=2)
+    sim.spin_on_owner = spin_on_owner
+    s = RwSemaphore("i_rwsem")
+    got = {}
+
+    def owner():
+        yield from down_write(s)
+        yield 10_000 if owner_sleeps else Run(10_000)
+        up_write(s)
+
+    def waiter():
+        yield 1_000
+        yield from down_write(s)
+        got["at"] = sim.now
+        up_write(s)
+
+    sim.spawn(owner(), "owner")
+    w = sim.spawn(waiter(), "waiter")
+    sim.run()
+    return sim.cpus[0].busy_ns + sim.cpus[1].busy_ns - (0 if owner_sleeps else 10_000), got["at"], w
+
+
+def test_a_writer_spins_on_a_running_owner_burning_cpu_until_the_lock_is_free():
+    cpu_ns, at, _ = _contended_rwsem(spin_on_owner=True, owner_sleeps=False)
+    assert at == 10_000  # took it the moment it fell free, no wake-up in between
+    assert 8_000 <= cpu_ns <= 9_100  # spun from 1 us to 10 us
+
+
+def test_a_writer_sleeps_when_the_owner_sleeps_or_spinning_is_configured_off():
+    for spin, sleeps in ((True, True), (False, False)):
+        cpu_ns, at, waiter = _contended_rwsem(spin_on_owner=spin, owner_sleeps=sleeps)
+        assert cpu_ns == 0 and at == 10_000, (spin, sleeps)
+
+
+def test_a_mutex_waiter_does_not_spin_on_one_cpu():
+    from reclaimlab.sim import Run
+
+    sim = Simulation(ncpus=1)
+    m = Mutex("m")
+
+    def owner():
+        yield from mutex_lock(m)
+        yield Run(5_000)
+        mutex_unlock(m)
+
+    def waiter():
+        yield from mutex_lock(m)
+        mutex_unlock(m)
+
+    sim.spawn(owner(), "owner")
+    sim.spawn(waiter(), "waiter")
+    sim.run()
+    assert sim.cpus[0].busy_ns == 5_000  # the only CPU runs the owner: nothing to spin on

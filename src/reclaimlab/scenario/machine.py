@@ -58,6 +58,7 @@ def build_machine(scenario: Scenario, design: str, seed: int, policy: Any = None
     """Create the simulated machine described by ``scenario`` under ``design``."""
     mc = scenario.machine
     sim = Simulation(seed=seed, ncpus=mc.cpus, policy=policy)
+    sim.spin_on_owner = mc.lock_spin_on_owner
     checks = attach_checks(sim, int(scenario.run.hung_task_timeout_s * NSEC_PER_SEC), stop_on)
     metrics = Metrics(sim)
     sim.add_observer(metrics)

@@ -43,6 +43,7 @@ class Machine(Strict):
     min_free_kbytes: int | None = Field(None, ge=128, le=262144)
     dirty_writeback_centisecs: int = Field(500, ge=1, le=360000)
     dirty_expire_centisecs: int = Field(3000, ge=1, le=360000)
+    lock_spin_on_owner: bool = True
 
     @field_validator("page_size")
     @classmethod

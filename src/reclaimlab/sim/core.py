@@ -252,6 +252,8 @@ class Simulation:
         self.rng = random.Random(seed)
         self.ncpus = ncpus
         self.cpus = [Cpu(i) for i in range(ncpus)]
+        # CONFIG_MUTEX_SPIN_ON_OWNER / CONFIG_RWSEM_SPIN_ON_OWNER (see locks._spin_on_owner)
+        self.spin_on_owner = True
         self.policy = policy
         self.now = 0
         self.events = 0

@@ -4,7 +4,8 @@ Modelled: ``kernel/locking/mutex.c`` (sleeping, owner, FIFO hand-off to the firs
 kernel hands off only after a waiter starved, we always do, which keeps runs fair and
 deterministic), ``kernel/locking/rwsem.c`` (FIFO queue; a reader queues behind a waiting writer;
 ``down_read_trylock`` fails while anyone waits, as ``RWSEM_READ_FAILED_MASK`` includes the waiters
-flag), spinlocks (an atomic section: a holder may not sleep, block or even consume CPU — code
+flag), optimistic spinning of both (``CONFIG_MUTEX_SPIN_ON_OWNER``/``CONFIG_RWSEM_SPIN_ON_OWNER``,
+see ``_spin_on_owner``), spinlocks (an atomic section: a holder may not sleep, block or even consume CPU — code
 between two yields takes no virtual time, so a spinlock is never contended), and lockdep-only
 maps (``lock_map_acquire``) for pseudo-locks such as ``fs_reclaim`` and ``jbd2_handle``.
 
@@ -35,6 +36,53 @@ def _release_held(task: Task, lock: Any) -> None:
         if held[i] is lock:
             del held[i]
             return
+
+
+# One pass of the spin-on-owner loop between two looks at the lock (``cpu_relax`` and the owner
+# checks; assumption: 100 ns, a few cache-line round trips on a contended lock word).
+SPIN_ON_OWNER_NS = 100
+
+
+def _spin_on_owner(task: Task, lock: Any, free: Any):
+    """``mutex_optimistic_spin``/``rwsem_optimistic_spin``: a writer that finds the lock
+    write-owned by a task running on a CPU burns CPU waiting for it instead of sleeping, for as
+    long as that owner stays on its CPU and nothing else waits for the spinner's CPU
+    (``need_resched``). Returns True if the lock fell free to the spinner (``free(lock)`` took
+    it); False when the spinner should queue and sleep.
+
+    Simplified: every spinner spins on the owner (the kernel queues spinners on an MCS lock,
+    ``osq_lock``, where they spin too); a reader-owned rwsem is not spun on (the kernel spins
+    on it for a bounded time); the switch is ``Simulation.spin_on_owner`` (``[machine]
+    lock_spin_on_owner``), on by default as in x86-64 configs.
+    """
+    sim = task.sim
+    if not sim.spin_on_owner:
+        return False
+    while True:
+        owner = lock.owner
+        if owner is None:
+            return free(lock)
+        cpu = owner.on_cpu
+        if cpu is None or owner is task:
+            return False  # the owner sleeps or waits for a CPU (owner_on_cpu() false)
+        mine = sim._pick_cpu(task)
+        if mine.current is not None or mine.runq:
+            return False  # no CPU to spin on, or need_resched(): someone waits for it
+        yield core.Run(SPIN_ON_OWNER_NS)
+
+
+def _mutex_take(m: "Mutex") -> bool:
+    if m.owner is None and not m.waiters:
+        m.owner = core._current
+        return True
+    return False
+
+
+def _rwsem_take_write(s: "RwSemaphore") -> bool:
+    if s.owner is None and not s.readers and not s.waiters:
+        s.owner = core._current
+        return True
+    return False
 
 
 # Shared, read-only info objects: observers must not mutate them.
@@ -71,7 +119,7 @@ def mutex_lock(m: Mutex, _info: dict = _EXCL):
         hook("lock_acquire", task, m, _info)
     if m.owner is None:
         m.owner = task
-    else:
+    elif m.owner.on_cpu is None or not (yield from _spin_on_owner(task, m, _mutex_take)):
         m.waiters.append(task)
         task.sim.park(task, m)
         yield PARK
@@ -177,7 +225,8 @@ def down_write(s: RwSemaphore, _info: dict = _EXCL):
         hook("lock_acquire", task, s, _info)
     if s.owner is None and not s.readers and not s.waiters:
         s.owner = task
-    else:
+    elif s.owner is None or s.owner.on_cpu is None \
+            or not (yield from _spin_on_owner(task, s, _rwsem_take_write)):
         s.waiters.append((task, True))
         task.sim.park(task, s)
         yield PARK

@@ -80,8 +80,10 @@ def page_cache(spec: PageCache, ctx: Context) -> Generator:
 def create_unlink(spec: CreateUnlink, ctx: Context) -> Generator:
     """fs_mark: per loop create ``dirs`` x ``files_per_dir`` files of ``file_kb`` (fsync
     each if asked, keep them open if asked), then unlink them all, then close kept files
-    (so the final ``iput`` happens at ``close``)."""
-    base = task_dir(spec.dir, ctx)
+    (so the final ``iput`` happens at ``close``). With ``shared_dir`` every task works in the
+    same directories (aim7's disk tests), so creates and unlinks contend on their ``i_rwsem``."""
+    base = spec.dir.rstrip("/") if spec.shared_dir else task_dir(spec.dir, ctx)
+    prefix = f"t{ctx.index}" if spec.shared_dir else ""
     yield from mkdir_p(ctx, base)
     loop = 0
     while ctx.running() and (not spec.loops or loop < spec.loops):
@@ -90,7 +92,7 @@ def create_unlink(spec: CreateUnlink, ctx: Context) -> Generator:
             dpath = f"{base}/d{d}"
             yield from syscall(ctx, sys.sys_mkdir(dpath), count=False, ignore=("EEXIST",))
             for f in range(spec.files_per_dir):
-                path = f"{dpath}/l{loop}f{f}"
+                path = f"{dpath}/{prefix}l{loop}f{f}"
                 fd = yield from write_file(ctx, path, spec.file_kb * 1024, spec.fsync,
                                            close=not spec.keep_open)
                 created.append(path)

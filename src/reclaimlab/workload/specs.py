@@ -100,6 +100,7 @@ class CreateUnlink(WorkloadBase):
     keep_open: bool = False
     loops: int = Field(0, ge=0)
     think_us: float = Field(0.0, ge=0)
+    shared_dir: bool = False
 
 
 class RmRf(WorkloadBase):
