@@ -25,7 +25,7 @@ from reclaimlab.vfs.dcache import dput, prune_dcache_sb
 from reclaimlab.vfs.inode import prune_icache_sb
 from reclaimlab.vfs.namei import filename_lookup
 
-from tests.fs.machine import Machine
+from tests.fs.machine import Machine, write_back_while_open
 
 KSWAPD = PF_MEMALLOC | PF_KSWAPD
 
@@ -50,8 +50,7 @@ def cached_with_preallocations(errors: str):
     and the buddy cache dropped (so discarding the preallocations must allocate)."""
     m = Machine(design="nofail-drop", memory_mb=64)
     sb = m.mount("ext4", journal_mb=8, errors=errors)
-    m.run(write_files(20, 40960))
-    m.run(sc.sys_sync())
+    m.run(write_back_while_open(20))
     m.run(sc.sys_drop_caches(1))
     filemap.invalidate_mapping_pages(sb.s_fs_info.s_buddy_cache)
     m.sim.pgdat.kswapd_failures = 16        # kswapd gave up: only our task reclaims

@@ -8,7 +8,9 @@ from reclaimlab.block import BlockDevice, add_disk
 from reclaimlab.fs import register_block_filesystems
 from reclaimlab.mm.page_alloc import MemoryConfig, pglist_data
 from reclaimlab.sim import Simulation
+from reclaimlab.vfs import syscalls as sc
 from reclaimlab.vfs import vfs_init
+from reclaimlab.vfs.fs import O_CREAT, O_RDWR
 
 MiB = 1024 * 1024
 
@@ -70,3 +72,25 @@ class Machine:
 
     def tracepoints(self, name: str) -> list[Any]:
         return [e for e in self.events if e[0] == "tracepoint" and e[3].get("name") == name]
+
+
+def write_back_while_open(n: int, first: int = 73728, then: int = 8192, prefix: str = "/f"):
+    """W2/W4's files: ``first`` bytes written and written back while the file is open (an inode
+    PA, the request normalised to 128 KiB), ``then`` more bytes dirtied, and closed with those
+    delayed blocks still reserved, so ``ext4_release_file`` keeps the PA; a last sync allocates
+    them from it. 72 + 8 KiB leave 12 of the PA's 32 blocks unused."""
+    fds = []
+    for i in range(n):
+        fd = yield from sc.sys_open(f"{prefix}{i}", O_CREAT | O_RDWR)
+        yield from sc.sys_write(fd, first)
+        fds.append(fd)
+    yield from sc.sys_sync()
+    for fd in fds:
+        if then:
+            yield from sc.sys_write(fd, then)
+        yield from sc.sys_close(fd)
+    yield from sc.sys_sync()
+
+
+def inode_pas(sb) -> list:
+    return [pa for i in sb.s_inodes for pa in getattr(i, "i_prealloc_list", None) or []]

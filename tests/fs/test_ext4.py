@@ -15,7 +15,7 @@ from reclaimlab.vfs import syscalls as sc
 from reclaimlab.vfs.errors import KernelError
 from reclaimlab.vfs.fs import O_CREAT, O_RDWR
 
-from tests.fs.machine import Machine
+from tests.fs.machine import Machine, inode_pas, write_back_while_open
 
 W2_FRAMES = ["prune_icache_sb", "evict", "ext4_evict_inode", "ext4_clear_inode",
              "ext4_discard_preallocations", "ext4_mb_load_buddy_gfp"]
@@ -47,26 +47,37 @@ def w2_machine(design: str) -> Machine:
     sb = m.mount("ext4", journal_mb=8)
 
     def setup():
-        yield from write_files(200, 40960)
-        yield from sc.sys_sync()
+        yield from write_back_while_open(200)
         yield from sc.sys_drop_caches(1)
 
     m.run(setup())
+    assert len(inode_pas(sb)) == 200
     filemap.invalidate_mapping_pages(sb.s_fs_info.s_buddy_cache)
     m.sim.pgdat.kswapd_failures = 16
     m.sb = sb
     return m
 
 
-def test_writeback_leaves_partly_used_preallocations_on_cached_inodes():
+def test_small_files_use_the_locality_group_and_closed_large_files_need_no_preallocation():
     m = Machine(memory_mb=64)
     sb = m.mount("ext4", journal_mb=8)
-    m.run(write_files(5, 40960))
+    m.run(write_files(5, 40960))                       # 10 blocks each: <= s_mb_stream_request
+    m.run(write_files(3, 102400, prefix="/big"))       # 25 blocks, closed before writeback
     assert all(not i.i_prealloc_list for i in sb.s_inodes), "delalloc: no blocks before writeback"
     m.run(sc.sys_sync())
-    pas = [pa for i in sb.s_inodes for pa in getattr(i, "i_prealloc_list", None) or []]
-    assert len(pas) == 5
-    assert all(pa.pa_len == 16 and pa.pa_free == 6 for pa in pas)   # 10 of a 64 KiB PA used
+    assert inode_pas(sb) == []
+    lg = list(sb.s_fs_info.s_locality_groups.values())
+    assert lg and sum(pa.pa_len - pa.pa_free for pa in lg) == 5 * 10
+
+
+def test_inode_preallocations_survive_only_a_close_with_delayed_blocks_left():
+    m = Machine(memory_mb=64)
+    sb = m.mount("ext4", journal_mb=8)
+    m.run(write_back_while_open(2))
+    pas = inode_pas(sb)
+    assert len(pas) == 2 and all(pa.pa_len == 32 and pa.pa_free == 12 for pa in pas)
+    m.run(write_back_while_open(2, then=0, prefix="/g"))   # nothing left at close: discarded
+    assert len(inode_pas(sb)) == 2
 
 
 def test_w2_direct_reclaim_evicts_inode_with_preallocations_into_nofail_buddy_load():
@@ -274,3 +285,22 @@ def test_fsync_of_an_inode_already_committed_starts_no_commit_but_flushes_the_de
     commits, flushes = m.run(fsync_twice())
     assert journal.stats["commits"] == commits
     assert m.dev.stats.flushes == flushes + 1
+
+
+def test_only_the_last_writers_close_discards_the_inode_preallocation():
+    m = Machine(memory_mb=64)
+    sb = m.mount("ext4", journal_mb=8)
+    seen = {}
+
+    def two_writers():
+        a = yield from sc.sys_open("/f", O_CREAT | O_RDWR)
+        b = yield from sc.sys_open("/f", O_RDWR)
+        yield from sc.sys_write(a, 73728)
+        yield from sc.sys_fsync(a)                 # written back while open: an inode PA
+        yield from sc.sys_close(a)
+        seen["after_first"] = len(inode_pas(sb))   # i_writecount was 2: kept
+        yield from sc.sys_close(b)
+        seen["after_last"] = len(inode_pas(sb))
+
+    m.run(two_writers())
+    assert seen == {"after_first": 1, "after_last": 0}

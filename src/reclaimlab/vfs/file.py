@@ -46,10 +46,14 @@ def vfs_open(dentry: Dentry, flags: int):
         raise KernelError("ENFILE", "alloc_empty_file")
     file = File(dcache.dget(dentry), flags)
     file.f_slab = slab
+    if flags & O_ACCMODE != O_RDONLY:
+        inode.i_writecount += 1  # do_dentry_open: get_write_access for FMODE_WRITE
     if file.f_op is not None and file.f_op.open:
         try:
             yield from file.f_op.open(inode, file)
         except KernelError:
+            if flags & O_ACCMODE != O_RDONLY:
+                inode.i_writecount -= 1
             kmem_cache_free(vfs.filp_cachep, slab)
             yield from dcache.dput(dentry)
             raise
@@ -63,6 +67,8 @@ def fput(file: File):
         return
     if file.f_op is not None and file.f_op.release:
         yield from file.f_op.release(file.f_inode, file)
+    if file.f_flags & O_ACCMODE != O_RDONLY:
+        file.f_inode.i_writecount -= 1  # put_write_access, after ->release as in __fput
     dentry = file.f_dentry
     file.f_dentry = None  # type: ignore[assignment]
     kmem_cache_free(dentry.d_sb.s_sim.vfs.filp_cachep, file.f_slab)

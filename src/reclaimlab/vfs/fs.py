@@ -220,7 +220,7 @@ class Inode:
 
     __slots__ = ("i_ino", "i_sb", "i_mode", "i_nlink", "i_count", "i_obj_count", "i_state",
                  "i_size", "i_blocks", "i_op", "i_fop", "i_aops", "i_data", "i_rwsem",
-                 "i_private", "i_slab", "dirtied_when", "i_flags",
+                 "i_private", "i_slab", "dirtied_when", "i_flags", "i_writecount",
                  "__weakref__")  # detectors remember freed inodes without keeping them alive
 
     def __init__(self) -> None:
@@ -242,6 +242,7 @@ class Inode:
         self.i_slab: Any = None
         self.dirtied_when = 0
         self.i_flags = 0
+        self.i_writecount = 0  # open files that may write (get_write_access)
 
     @property
     def i_mapping(self) -> Any:

@@ -176,6 +176,7 @@ class ext4_sb_info:
         self.s_gdb_count = -(-self.s_groups_count * 64 // bs)
         self.s_want_extra_isize = config.want_extra_isize
         self.s_mb_prealloc_blocks = config.mb_prealloc_blocks
+        self.s_locality_groups: dict[int, Any] = {}  # CPU -> its locality group's PA chunk
         self.s_dir_entries_per_block = max(1, bs // EXT4_DIR_REC_AVG)
         self.s_groups: list[Any] = []
         self.s_freeclusters = 0

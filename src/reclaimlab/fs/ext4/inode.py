@@ -553,9 +553,8 @@ def ext4_io_submit(sbi: ext4_sb_info, start: int, nblocks: int, folios: list[Any
 
 
 def ext4_release_file(inode: ext4_inode_info, file: Any):
-    """``ext4_release_file``: closing a writer discards preallocations, unless delayed blocks
-    are still reserved (they will be allocated at writeback, from a new PA). Simplified: every
-    writable file's close counts as the last writer's (``i_writecount`` is not tracked)."""
+    """``ext4_release_file``: the last writer's close discards the inode's preallocations,
+    unless delayed blocks are still reserved (writeback will allocate them from the PA)."""
     writer = file.f_flags & O_ACCMODE != O_RDONLY
-    if writer and S_ISREG(inode.i_mode) and not inode.i_reserved:
+    if writer and inode.i_writecount == 1 and S_ISREG(inode.i_mode) and not inode.i_reserved:
         yield from mballoc.ext4_discard_preallocations(EXT4_SB(inode.i_sb), inode)

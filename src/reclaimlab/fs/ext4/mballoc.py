@@ -9,16 +9,23 @@ Models ``fs/ext4/balloc.c`` and ``fs/ext4/mballoc.c`` (mainline ~6.12):
   looks the folios up and, when mm has reclaimed them, allocates them again with the caller's
   mask and rebuilds them from the on-disk bitmap — with ``GFP_NOFS|__GFP_NOFAIL`` from
   ``ext4_discard_preallocations`` and ``ext4_free_blocks``;
-- data allocations (delayed allocation at writeback) are served from per-inode preallocations
-  (``MB_INODE_PA``): a miss normalises the request to a larger chunk (``ext4_mb_normalize_request``)
-  whose unused part stays reserved in the buddy until ``ext4_discard_preallocations``, which runs
-  from ``ext4_clear_inode`` on every eviction — the W2 path.
+- data allocations (delayed allocation at writeback) are served from preallocations chosen by
+  ``ext4_mb_group_or_file``: a file of at most ``s_mb_stream_request`` (16) blocks takes its
+  blocks from its CPU's *locality group* PA (``MB_GROUP_PA``, 512-block chunks shared by all
+  small files); a larger file open for write gets a per-inode PA (``MB_INODE_PA``): a miss
+  normalises the request to a larger chunk (``ext4_mb_normalize_request``) whose unused part stays
+  reserved in the buddy until ``ext4_discard_preallocations``, which runs at the last writer's
+  close when no delayed blocks are left (``ext4_release_file``) and from ``ext4_clear_inode`` on
+  every eviction — the W2 path; a larger file that nobody has open for write is allocated
+  exactly (``EXT4_MB_HINT_NOPREALLOC``: its final size is known).
 
 Free space is kept per group as a sorted list of free extents (the buddy's content); the on-disk
 counter (``s_freeclusters``) counts only blocks marked in the bitmaps, so preallocated space is
 free for ``statfs`` as in the kernel.
 
-Simplified: no flex_bg, no stream/group preallocations (locality groups), no busy-extent wait
+Simplified: a writeback allocation of a file nobody has open for write counts as reaching its
+end (the kernel maps the whole delayed extent in one request; ``ext4_fs_is_busy`` is not
+modelled); locality groups are per CPU but their PA lists hold one chunk; no flex_bg, no busy-extent wait
 after frees (freed blocks are reusable at once), no extent tree blocks (an inode's extents live
 in ``i_data``), group locks are omitted (no sleeping happens under them).
 """
@@ -34,7 +41,7 @@ from reclaimlab.fs.journal import (
 )
 from reclaimlab.mm import filemap
 from reclaimlab.mm.gfp import GFP_NOFS, __GFP_NOFAIL
-from reclaimlab.sim import Run
+from reclaimlab.sim import Run, current
 from reclaimlab.fs.ext4.ext4 import ext4_error, ext4_getblk_evict
 from reclaimlab.vfs.designs import evict_gfp
 from reclaimlab.vfs.errors import KernelError
@@ -43,6 +50,9 @@ MB_DEFAULT_PREALLOC_BLOCKS = 512      # s_mb_prealloc_table upper bound used for
 EXT4_DESC_SIZE = 64
 
 # CPU cost of modelled operations, in ns.
+# ext4_mb_group_or_file's defaults: MB_DEFAULT_STREAM_THRESHOLD, MB_DEFAULT_GROUP_PREALLOC.
+S_MB_STREAM_REQUEST = 16
+S_MB_GROUP_PREALLOC = 512
 MB_ALLOC_NS = 1_500                   # ext4_mb_new_blocks: regular allocator scan
 MB_PA_USE_NS = 300                    # ext4_mb_use_inode_pa: allocation from a preallocation
 MB_FREE_NS = 800                      # ext4_free_blocks per extent
@@ -228,26 +238,75 @@ def ext4_mb_use_inode_pa(ei: Any, lblk: int) -> int | None:
     return None
 
 
+def ext4_mb_group_or_file(sbi: Any, inode: Any, lblk: int) -> str:
+    """``ext4_mb_group_or_file``: ``"group"`` (locality group PA) for a file of at most
+    ``s_mb_stream_request`` blocks, else ``"inode"`` (inode PA) while it is open for write, else
+    ``"none"``: a closed file allocated to its end needs no preallocation."""
+    isize = -(-inode.i_size // sbi.s_blocksize)
+    if max(lblk + 1, isize) <= S_MB_STREAM_REQUEST:
+        return "group"
+    return "inode" if inode.i_writecount > 0 else "none"
+
+
 def ext4_mb_new_blocks(handle: Any, sbi: Any, inode: Any, lblk: int, goal_group: int):
     """``ext4_mb_new_blocks``: one data block for ``lblk`` of ``inode``; returns its number or
-    None (ENOSPC). A miss creates a new inode PA and marks the used block in the bitmap."""
+    None (ENOSPC). An existing inode PA covering ``lblk`` is used first
+    (``ext4_mb_use_preallocated``); otherwise ``ext4_mb_group_or_file`` picks the locality group
+    PA, a new inode PA, or an exact allocation. The used block is marked in the bitmap."""
     ei = inode
     pblk = ext4_mb_use_inode_pa(ei, lblk)
     if pblk is None:
-        yield Run(MB_ALLOC_NS)
-        want = ext4_mb_normalize_request(sbi, inode, 1)
-        found = yield from ext4_mb_regular_allocator(sbi, goal_group, want)
-        if found is None:
+        kind = ext4_mb_group_or_file(sbi, inode, lblk)
+        if kind == "group":
+            pblk = yield from ext4_mb_use_group_pa(sbi, goal_group)
+        else:
+            yield Run(MB_ALLOC_NS)
+            want = ext4_mb_normalize_request(sbi, inode, 1) if kind == "inode" else 1
+            found = yield from ext4_mb_regular_allocator(sbi, goal_group, want)
+            if found is None:
+                return None
+            grp, start, got = found
+            if kind == "inode":
+                if ei.i_prealloc_list is None:
+                    ei.i_prealloc_list = []
+                ei.i_prealloc_list.append(ext4_prealloc_space(lblk, start, got, grp.group))
+                pblk = ext4_mb_use_inode_pa(ei, lblk)
+            else:
+                pblk = start
+        if pblk is None:
             return None
-        grp, start, got = found
-        if ei.i_prealloc_list is None:
-            ei.i_prealloc_list = []
-        ei.i_prealloc_list.append(ext4_prealloc_space(lblk, start, got, grp.group))
-        pblk = ext4_mb_use_inode_pa(ei, lblk)
     else:
         yield Run(MB_PA_USE_NS)
     yield from ext4_mb_mark_diskspace_used(handle, sbi, pblk, 1)
     return pblk
+
+
+def ext4_mb_use_group_pa(sbi: Any, goal_group: int):
+    """The next block of this CPU's locality group PA (``ext4_mb_use_group_pa``), taking a new
+    ``S_MB_GROUP_PREALLOC``-block chunk when it is used up (``ext4_mb_new_group_pa``)."""
+    cpu = current().cpu
+    pa = sbi.s_locality_groups.get(cpu)
+    if pa is None or pa.pa_free == 0:
+        yield Run(MB_ALLOC_NS)
+        found = yield from ext4_mb_regular_allocator(sbi, goal_group, S_MB_GROUP_PREALLOC)
+        if found is None:
+            return None
+        grp, start, got = found
+        pa = sbi.s_locality_groups[cpu] = ext4_prealloc_space(0, start, got, grp.group)
+    else:
+        yield Run(MB_PA_USE_NS)
+    off = pa.pa_len - pa.pa_free
+    pa.pa_used[off] = 1
+    pa.pa_free -= 1
+    return pa.pa_pstart + off
+
+
+def ext4_mb_release_group_pas(sbi: Any) -> None:
+    """``ext4_mb_release``'s locality group part: the chunks' unused blocks go back to the
+    buddy at unmount."""
+    for pa in sbi.s_locality_groups.values():
+        ext4_mb_release_inode_pa(sbi, pa)
+    sbi.s_locality_groups.clear()
 
 
 def ext4_mb_regular_allocator(sbi: Any, goal_group: int, want: int):

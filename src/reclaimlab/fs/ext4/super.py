@@ -272,6 +272,7 @@ def ext4_put_super(sb: Any):
             unregister_shrinker(sb.s_sim, sbi.s_inodegc.shrinker)
     yield from jbd2_journal_destroy(sbi.s_journal)
     yield from buffer.sync_blockdev(sbi.s_bdev)
+    mballoc.ext4_mb_release_group_pas(sbi)
     filemap.invalidate_mapping_pages(sbi.s_buddy_cache)
     buffer.invalidate_bdev(sbi.s_bdev)
 
