@@ -57,4 +57,4 @@ def test_lock_owners_and_subsystem_fingerprints_are_part_of_the_state():
 
 def test_object_summary_reads_plain_fields_and_container_sizes():
     m = Mutex("i_rwsem")
-    assert object_summary(m) == ("i_rwsem", None, 0)
+    assert object_summary(m) == ("i_rwsem", None, 0, 0)  # name, owner, waiters, spinners

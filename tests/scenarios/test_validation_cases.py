@@ -7,6 +7,7 @@ scenario is running."""
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,22 @@ def test_rm_rf_deferral_pays_under_pressure_and_costs_without():
 
     assert rate(gc_p) > rate(sync_p)
     assert rate(sync_f) > rate(gc_f)
+
+
+AIM7 = str(Path(__file__).resolve().parents[2] / "examples" / "aim7-disk.toml")
+
+
+def test_t2_aim7_deferral_costs_throughput_through_directory_rwsem_spinning():
+    """T2 as 0-day measured it and Dave Chinner explained it: with inactivation deferred,
+    unlink() retakes the shared directory's i_rwsem almost back to back and writers spin on it;
+    turning spin-on-owner off removes most of the cost."""
+    spin = ["machine.lock_spin_on_owner=true"]
+    nospin = ["machine.lock_spin_on_owner=false"]
+    sync_s, gc_s, sync_n, gc_n = run_many([(AIM7, "sync", spin), (AIM7, "inodegc", spin),
+                                           (AIM7, "sync", nospin), (AIM7, "inodegc", nospin)])
+
+    def rate(r):
+        return r["workloads"]["churn"]["ops_per_s"]
+
+    assert rate(gc_s) < 0.85 * rate(sync_s)       # deferral loses more than 15 %
+    assert rate(gc_n) > 0.9 * rate(sync_n)        # without spinning, less than 10 %

@@ -257,3 +257,42 @@ def test_a_mutex_waiter_does_not_spin_on_one_cpu():
     sim.spawn(waiter(), "waiter")
     sim.run()
     assert sim.cpus[0].busy_ns == 5_000  # the only CPU runs the owner: nothing to spin on
+
+
+def _steal_race(sleeper_waited_ns: int):
+    """Three CPUs: ``owner`` write-holds a rwsem for 10 us of CPU; ``sleeper`` queued on it
+    earlier (while the owner slept) and ``spinner`` spins on it since 6 us. Who gets it next?"""
+    from reclaimlab.sim import Run
+
+    sim = Simulation(ncpus=3)
+    s = RwSemaphore("i_rwsem")
+    order = []
+
+    def owner():
+        yield from down_write(s)
+        yield sleeper_waited_ns      # asleep: the sleeper queues instead of spinning
+        yield Run(10_000)
+        up_write(s)
+
+    def contender(name, delay):
+        yield delay
+        yield from down_write(s)
+        order.append(name)
+        yield Run(100)
+        up_write(s)
+
+    sim.spawn(owner(), "owner")
+    sim.spawn(contender("sleeper", 1), "sleeper")
+    sim.spawn(contender("spinner", sleeper_waited_ns + 6_000), "spinner")
+    sim.run()
+    return order
+
+
+def test_a_spinner_steals_the_lock_from_a_sleeper_that_has_not_waited_long():
+    assert _steal_race(sleeper_waited_ns=1_000) == ["spinner", "sleeper"]
+
+
+def test_a_sleeper_that_waited_the_handoff_bound_gets_the_lock_before_spinners():
+    from reclaimlab.sim.locks import HANDOFF_AFTER_NS
+
+    assert _steal_race(sleeper_waited_ns=HANDOFF_AFTER_NS) == ["sleeper", "spinner"]

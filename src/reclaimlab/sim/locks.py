@@ -1,12 +1,14 @@
 """Sleeping locks, spinlocks and lockdep maps with the kernel's semantics.
 
-Modelled: ``kernel/locking/mutex.c`` (sleeping, owner, FIFO hand-off to the first waiter — the
-kernel hands off only after a waiter starved, we always do, which keeps runs fair and
-deterministic), ``kernel/locking/rwsem.c`` (FIFO queue; a reader queues behind a waiting writer;
+Modelled: ``kernel/locking/mutex.c`` (sleeping, owner, FIFO hand-off to the first waiter when
+nobody spins — the kernel lets a woken waiter race for the lock and hands off only after it
+starved, we hand off directly, which keeps runs fair and deterministic),
+``kernel/locking/rwsem.c`` (FIFO queue; a reader queues behind a waiting writer;
 ``down_read_trylock`` fails while anyone waits, as ``RWSEM_READ_FAILED_MASK`` includes the waiters
-flag), optimistic spinning of both (``CONFIG_MUTEX_SPIN_ON_OWNER``/``CONFIG_RWSEM_SPIN_ON_OWNER``,
-see ``_spin_on_owner``), spinlocks (an atomic section: a holder may not sleep, block or even consume CPU — code
-between two yields takes no virtual time, so a spinlock is never contended), and lockdep-only
+flag), optimistic spinning of both (``CONFIG_MUTEX_SPIN_ON_OWNER``/``CONFIG_RWSEM_SPIN_ON_OWNER``:
+spinners steal the lock from sleepers, see ``_spin_on_owner``), spinlocks (an atomic section: a
+holder may not sleep, block or even consume CPU — code between two yields takes no virtual time,
+so a spinlock is never contended), and lockdep-only
 maps (``lock_map_acquire``) for pseudo-locks such as ``fs_reclaim`` and ``jbd2_handle``.
 
 Every lock has ``name``, its lockdep class. Acquisitions are reported to observers as
@@ -43,12 +45,20 @@ def _release_held(task: Task, lock: Any) -> None:
 SPIN_ON_OWNER_NS = 100
 
 
-def _spin_on_owner(task: Task, lock: Any, free: Any):
+# How long the first sleeping waiter may be passed over by spinners before the unlock hands the
+# lock to it (RWSEM_WAIT_TIMEOUT, one jiffy at least: 4 ms at HZ=250; the mutex's
+# MUTEX_FLAG_HANDOFF is modelled with the same bound).
+HANDOFF_AFTER_NS = 4_000_000
+
+
+def _spin_on_owner(task: Task, lock: Any, steal: Any):
     """``mutex_optimistic_spin``/``rwsem_optimistic_spin``: a writer that finds the lock
     write-owned by a task running on a CPU burns CPU waiting for it instead of sleeping, for as
     long as that owner stays on its CPU and nothing else waits for the spinner's CPU
-    (``need_resched``). Returns True if the lock fell free to the spinner (``free(lock)`` took
-    it); False when the spinner should queue and sleep.
+    (``need_resched``). While anyone spins, an unlock leaves the lock free instead of handing
+    it to the first sleeper (``_handoff``), and the spinner takes it (``steal(lock)``, even
+    with sleepers queued, as ``rwsem_try_write_lock_unqueued`` does). Returns True if the
+    spinner got the lock; False when it should queue and sleep.
 
     Simplified: every spinner spins on the owner (the kernel queues spinners on an MCS lock,
     ``osq_lock``, where they spin too); a reader-owned rwsem is not spun on (the kernel spins
@@ -58,31 +68,41 @@ def _spin_on_owner(task: Task, lock: Any, free: Any):
     sim = task.sim
     if not sim.spin_on_owner:
         return False
-    while True:
-        owner = lock.owner
-        if owner is None:
-            return free(lock)
-        cpu = owner.on_cpu
-        if cpu is None or owner is task:
-            return False  # the owner sleeps or waits for a CPU (owner_on_cpu() false)
-        mine = sim._pick_cpu(task)
-        if mine.current is not None or mine.runq:
-            return False  # no CPU to spin on, or need_resched(): someone waits for it
-        yield core.Run(SPIN_ON_OWNER_NS)
+    lock.spinners += 1
+    try:
+        while True:
+            owner = lock.owner
+            if owner is None:
+                return steal(lock)
+            if owner.on_cpu is None or owner is task:
+                return False  # the owner sleeps or waits for a CPU (owner_on_cpu() false)
+            mine = sim._pick_cpu(task)
+            if mine.current is not None or mine.runq:
+                return False  # no CPU to spin on, or need_resched(): someone waits for it
+            yield core.Run(SPIN_ON_OWNER_NS)
+    finally:
+        lock.spinners -= 1
 
 
-def _mutex_take(m: "Mutex") -> bool:
-    if m.owner is None and not m.waiters:
+def _mutex_steal(m: "Mutex") -> bool:
+    if m.owner is None:
         m.owner = core._current
         return True
     return False
 
 
-def _rwsem_take_write(s: "RwSemaphore") -> bool:
-    if s.owner is None and not s.readers and not s.waiters:
+def _rwsem_steal_write(s: "RwSemaphore") -> bool:
+    if s.owner is None and not s.readers:
         s.owner = core._current
         return True
     return False
+
+
+def _handoff(lock: Any, first: Task) -> bool:
+    """Whether an unlock hands the lock to its first sleeping waiter: always when nobody spins;
+    while someone does, only once that waiter has waited ``HANDOFF_AFTER_NS`` (the handoff
+    bit that stops spinners from starving sleepers)."""
+    return not lock.spinners or first.sim.now - first.blocked_since >= HANDOFF_AFTER_NS
 
 
 # Shared, read-only info objects: observers must not mutate them.
@@ -93,14 +113,16 @@ _TRY_SHARED = {"trylock": True, "read": True}
 
 
 class Mutex:
-    """``struct mutex``: a sleeping lock with an owner and a FIFO wait list."""
+    """``struct mutex``: a sleeping lock with an owner, a FIFO wait list and the number of
+    tasks spinning on it."""
 
-    __slots__ = ("name", "owner", "waiters")
+    __slots__ = ("name", "owner", "waiters", "spinners")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.owner: Task | None = None
         self.waiters: deque[Task] = deque()
+        self.spinners = 0
 
     def holders(self) -> list[Task]:
         return [self.owner] if self.owner is not None else []
@@ -119,7 +141,7 @@ def mutex_lock(m: Mutex, _info: dict = _EXCL):
         hook("lock_acquire", task, m, _info)
     if m.owner is None:
         m.owner = task
-    elif m.owner.on_cpu is None or not (yield from _spin_on_owner(task, m, _mutex_take)):
+    elif m.owner.on_cpu is None or not (yield from _spin_on_owner(task, m, _mutex_steal)):
         m.waiters.append(task)
         task.sim.park(task, m)
         yield PARK
@@ -151,24 +173,26 @@ def mutex_unlock(m: Mutex) -> None:
     _release_held(task, m)
     if (hook := task.sim._hook) is not None:
         hook("lock_release", task, m, None)
-    if m.waiters:
+    if m.waiters and _handoff(m, m.waiters[0]):
         nxt = m.waiters.popleft()
         m.owner = nxt
         task.sim.wake(nxt, None, m)
     else:
-        m.owner = None
+        m.owner = None  # a spinner takes it; the sleepers wait for its unlock
 
 
 class RwSemaphore:
-    """``struct rw_semaphore``: many readers or one writer, FIFO queue of waiters."""
+    """``struct rw_semaphore``: many readers or one writer, FIFO queue of waiters, the number
+    of writers spinning on it."""
 
-    __slots__ = ("name", "owner", "readers", "waiters")
+    __slots__ = ("name", "owner", "readers", "waiters", "spinners")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.owner: Task | None = None
         self.readers: list[Task] = []
         self.waiters: deque[tuple[Task, bool]] = deque()
+        self.spinners = 0
 
     def holders(self) -> list[Task]:
         return [self.owner] if self.owner is not None else list(self.readers)
@@ -181,7 +205,10 @@ class RwSemaphore:
         self._grant()
 
     def _grant(self) -> None:
-        """``rwsem_wake``: hand the lock to the head writer, or to the readers at the head."""
+        """``rwsem_wake``: hand the lock to the head writer, or to the readers at the head —
+        unless a writer spins on it and the head has not waited long (``_handoff``)."""
+        if self.waiters and self.owner is None and not _handoff(self, self.waiters[0][0]):
+            return
         sim = None
         while self.waiters and self.owner is None:
             t, write = self.waiters[0]
@@ -226,7 +253,7 @@ def down_write(s: RwSemaphore, _info: dict = _EXCL):
     if s.owner is None and not s.readers and not s.waiters:
         s.owner = task
     elif s.owner is None or s.owner.on_cpu is None \
-            or not (yield from _spin_on_owner(task, s, _rwsem_take_write)):
+            or not (yield from _spin_on_owner(task, s, _rwsem_steal_write)):
         s.waiters.append((task, True))
         task.sim.park(task, s)
         yield PARK
