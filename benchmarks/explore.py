@@ -10,7 +10,12 @@ run, or one JSON object with ``--json``::
 
     {"python": str, "scenario": str, "target_schedules_per_min": 20000,
      "runs": [{"design", "strategy", "fork", "schedules", "wall_s", "schedules_per_min",
-               "states", "distinct_states", "distinct_states_per_s", "complete", "violation"}]}
+               "cpu_s", "cpu_ms_per_schedule", "states", "distinct_states",
+               "distinct_states_per_s", "complete", "violation"}]}
+
+``cpu_s`` is the CPU time (user and system) of this process and of the forked ones it reaped:
+on a shared machine wall time also counts the waits for a core, and under ``--fork`` several
+processes take turns, so CPU time per schedule is the steadier figure.
 
 Usage: python benchmarks/explore.py [--scenario S] [--designs D1,D2] [--strategies S1,S2]
                                     [--budget N] [--seconds T] [--window NS] [--start NS]
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -53,6 +59,12 @@ class TimeBudget:
             setattr(self.inner, name, value)
 
 
+def cpu_time() -> float:
+    """User and system time of this process and of its reaped children, in seconds."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def bench(scenario: str, design: str, strategy: str, fork: bool, budget: int,
           seconds: float, time_mode: TimeMode, preemptions: int) -> dict:
     target = make_target(scenario, design)
@@ -60,7 +72,9 @@ def bench(scenario: str, design: str, strategy: str, fork: bool, budget: int,
                           preemptions=preemptions)
     # a forked dfs runs in children that never return to this loop: bound it by budget only
     strat = inner if fork else TimeBudget(inner, seconds)
+    cpu = cpu_time()
     stats = explore(target, strat, budget=budget)
+    cpu = cpu_time() - cpu
     if stats.found is not None:
         stats.found.outcome.discard()
     wall = max(stats.wall_s, 1e-9)
@@ -68,6 +82,8 @@ def bench(scenario: str, design: str, strategy: str, fork: bool, budget: int,
         "design": target.design, "strategy": strategy, "fork": fork,
         "schedules": stats.schedules, "wall_s": round(wall, 3),
         "schedules_per_min": round(stats.schedules / wall * 60),
+        "cpu_s": round(cpu, 3),
+        "cpu_ms_per_schedule": round(cpu / max(stats.schedules, 1) * 1000, 1),
         "states": stats.states, "distinct_states": stats.distinct_states,
         "distinct_states_per_s": round(stats.distinct_states / wall, 1),
         "complete": stats.complete,
@@ -99,8 +115,9 @@ def main() -> None:
             if not args.json:
                 print(f"{args.scenario:>14} {design:>12} {name:>9}: {row['schedules']:>7,} "
                       f"schedules in {row['wall_s']:7.2f} s = {row['schedules_per_min']:>9,} "
-                      f"schedules/min, {row['distinct_states_per_s']:>9,.1f} distinct "
-                      f"states/s, complete={row['complete']}, violation={row['violation']}")
+                      f"schedules/min, {row['cpu_ms_per_schedule']:6.1f} ms CPU/schedule, "
+                      f"{row['distinct_states_per_s']:>9,.1f} distinct states/s, "
+                      f"complete={row['complete']}, violation={row['violation']}")
     if args.json:
         print(json.dumps({"python": platform.python_version(), "scenario": args.scenario,
                           "time_mode": {"window_ns": time_mode.window,

@@ -41,6 +41,31 @@ def test_timed_dfs_on_mini_overlay_runs_within_its_bounds(sync_target):
     assert stats.distinct_states >= 1
 
 
+def test_dfs_runs_the_default_schedule_to_its_end():
+    """The first schedule is cut by no earlier one, and not by itself either: states it met
+    before (a slice of the run ending on an event asks the same choice again; a loop whose
+    progress the state does not show) leave it running, through the shutdown and the end-of-run
+    checks. It is the plain run, digest for digest."""
+    plain = run_scenario("mini-overlay", "inodegc")["digest"]
+    first = []
+    explore(make_target("mini-overlay", "inodegc"),
+            DFSStrategy(max_depth=10, preemptions=1, time_mode=TimeMode(start=5_800_000)),
+            budget=1, on_schedule=lambda o: first.append((o.policy.cut, o.digest)))
+    assert first == [(False, plain)]
+
+
+def test_forked_dfs_explores_what_dfs_explores_on_mini_overlay():
+    from reclaimlab.explore.fork import ForkDFS
+
+    target = make_target("mini-overlay", "passive-ref")
+    plain, forked = (explore(target, cls(max_depth=10, preemptions=1,
+                                         time_mode=TimeMode(start=5_800_000)))
+                     for cls in (DFSStrategy, ForkDFS))
+    assert plain.complete and plain.schedules > 1
+    assert (forked.schedules, forked.states, forked.distinct_states, forked.complete) \
+        == (plain.schedules, plain.states, plain.distinct_states, plain.complete)
+
+
 # mini-overlay's own [explore] bounds (no choice before 5.8 ms, just before the plain schedule's
 # first kswapd wake-up; one deviation from the default schedule), with a shallower depth to stay
 # fast.

@@ -161,3 +161,36 @@ def test_pct_reorders_timed_events_only_at_change_points():
         strategy.record(policy, outcome)
         timer_deviations = [c for c, k in zip(policy.choices, policy.kinds) if k == "timer" and c]
         assert len(timer_deviations) <= strategy.depth - 1
+
+
+def test_bounds_left_are_compared_as_a_front_not_a_pairwise_maximum():
+    from reclaimlab.explore.strategies import covers, remaining, with_bounds
+
+    front = with_bounds(with_bounds((), (1, 10)), (2, 5))
+    assert set(front) == {(1, 10), (2, 5)}  # neither covers the other
+    assert covers(front, (1, 7)) and covers(front, (2, 5))
+    assert not covers(front, (2, 10))  # no visit had both
+    assert with_bounds(front, (2, 10)) == ((2, 10),)
+    # once either bound is spent the rest of the run is the default: one and the same future
+    assert remaining(0, 40) == remaining(3, 0) == remaining(0, -2) == (0, 0)
+    assert covers(((0, 0),), remaining(0, 40))
+
+
+def test_a_model_that_drifts_between_runs_stops_dfs_with_an_error_not_a_finding():
+    from reclaimlab.explore import ModelTarget
+    from reclaimlab.explore.strategies import NondeterminismError
+    from reclaimlab.sim import Run
+
+    def worker():
+        yield Run(1000)
+
+    runs = []
+
+    def build(sim):  # one more task ready at once on each run: state kept across runs
+        runs.append(1)
+        for i in range(1 + len(runs)):
+            sim.spawn(worker(), f"t{i}")
+
+    with pytest.raises(NondeterminismError):
+        explore(ModelTarget("drift", build),
+                DFSStrategy(time_mode=TIMED, state_hashing=False, symmetry=False))

@@ -23,7 +23,7 @@ runtime's list of live timers altogether.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from reclaimlab.sim import Simulation, Task
 
@@ -53,6 +53,10 @@ def option_owner(option: Any) -> Task | None:
     return target if isinstance(target, Task) else None
 
 
+class Cut(Exception):
+    """Raised by ``ChoicePolicy.cut_here`` out of the runtime's loop: the run ends there."""
+
+
 @dataclass(frozen=True)
 class TimeMode:
     """How timed events are ordered: in time order (``abstract=False``: only the order of tasks
@@ -76,7 +80,8 @@ class ChoicePolicy:
     ``choices[i]`` is the index chosen at the i-th choice point among ``arities[i]`` options
     (``kinds[i]`` is ``"task"`` or ``"timer"``). ``time_mode`` says whether and how timed events
     are chosen. ``ignore_timer(timer)`` names callback timers that are not part of the model (a
-    detector's watchdog): they fire in time order and never make a choice point.
+    detector's watchdog): they fire in time order and never make a choice point. ``cut`` tells
+    whether the explorer ended the run early (``cut_here``): its result is partial.
     """
 
     def __init__(self, prefix: Sequence[int] = (), chooser: Chooser | None = None,
@@ -92,7 +97,6 @@ class ChoicePolicy:
         self.labels: list[tuple[float, str, str]] = []  # (time, chosen, kind) of non-default picks
         self.cut = False
         self.sim: Simulation | None = None
-        self.on_cut: Callable[[], None] | None = None
         if not time_mode.abstract:
             self.choose_timer = None  # the runtime looks the hook up with getattr
 
@@ -103,17 +107,13 @@ class ChoicePolicy:
         if self.time_mode.abstract:
             AbstractTime(sim, self.time_mode.start)
 
-    def cut_here(self, sim: Simulation) -> None:
-        """End the run early: the explorer has seen the rest (the run result is partial).
-
-        ``on_cut`` lets the run factory note how far its detectors had got; a factory that
-        resumes the simulation after the stop (a shutdown phase) is stopped again at its next
-        choice point.
-        """
+    def cut_here(self) -> NoReturn:
+        """End the run here: the explorer has seen the rest. Raises ``Cut``, which the run
+        factory catches, so that nothing runs past the choice point — no step, no shutdown
+        phase, no end-of-run check (which would misreport an unfinished machine): the run's
+        findings are those logged so far."""
         self.cut = True
-        if self.on_cut is not None:
-            self.on_cut()
-        sim.stop()
+        raise Cut
 
     # ---------------------------------------------------------------- runtime hooks
     def choose(self, sim: Simulation, candidates: list[Task]) -> int:
@@ -139,9 +139,6 @@ class ChoicePolicy:
     # ---------------------------------------------------------------- the one choose()
     def pick(self, sim: Simulation, kind: str, options: list) -> int:
         """Every nondeterministic decision: the prefix's entry, else the strategy's, else 0."""
-        if self.cut:
-            sim.stop()
-            return 0
         if sim.now < self.time_mode.start:
             return 0
         n = len(options)

@@ -7,8 +7,8 @@
 collects the interfaces.md run result. Unless the subsystems hang their own
 ``sim.state_fingerprint`` on the machine, ``machine_fingerprint`` summarises their global state
 for the state hash. When the explorer cuts a schedule (a state it has already
-explored), only the findings logged before the cut count: the end-of-run checks of an unfinished
-machine would report inodes still in flight as leaked.
+explored), the run ends there (``choice.Cut``) with the findings logged so far: no shutdown
+phase, and no end-of-run check, which would report the inodes of an unfinished machine leaked.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from reclaimlab.scenario import load_scenario
 from reclaimlab.scenario.errors import ScenarioError
 from reclaimlab.scenario.models import DESIGNS
 
-from .choice import ChoicePolicy
+from .choice import ChoicePolicy, Cut
 from .state import object_summary
 from .target import Outcome
 
@@ -61,15 +61,15 @@ class ScenarioTarget:
         start = time.perf_counter()
         machine = m.build_machine(self.loaded.scenario, self.design, self.seed,
                                   stop_on=stop_on, observers=observers)
-        findings = machine.checks.findings
-        cut: list[int] = []
-        policy.on_cut = lambda: cut.append(len(findings))
         policy.ignore_timer = machine.checks.hung_task.owns
         if getattr(machine.sim, "state_fingerprint", None) is None:
             machine.sim.state_fingerprint = lambda: machine_fingerprint(machine.sim)
         policy.attach(machine.sim)
-        m.run_machine(machine)
+        try:
+            m.run_machine(machine)
+        except Cut:
+            pass
         wall_s = time.perf_counter() - start
-        return Outcome(findings[:cut[0]] if cut else list(findings), machine.sim.digest(),
+        return Outcome(list(machine.checks.findings), machine.sim.digest(),
                        lambda: m.collect(machine, self.scenario, self.seed, wall_s),
                        machine.sim, policy)

@@ -17,10 +17,14 @@ strategy has nothing left (``complete``) or the budget of schedules is spent.
   PLDI 2007): at most ``max_depth`` branching choice points per schedule (later ones take the
   default), at most ``preemptions`` choices that deviate from the default (this is the delay
   bound of Emmi et al., POPL 2011, which is what a deviation from a deterministic scheduler
-  is). At each new choice point the canonical state (``state.canonical_state``) is hashed; a
-  state already explored with at least the same remaining bounds cuts the schedule there, which
-  also merges interleavings of independent steps that commute to the same state — the
-  reduction a sleep set would give, without needing to know which steps are independent.
+  is). At each new choice point, in the tail past the bounds too, the canonical state
+  (``state.canonical_state``) is hashed; a state already explored with at least the same
+  remaining bounds cuts the schedule there (the run ends at once, ``choice.Cut``), which also
+  merges interleavings of independent steps that commute to the same state — the reduction a
+  sleep set would give, without needing to know which steps are independent. Once either bound
+  is spent the rest is the default schedule, so all such states count as bounds (0, 0); a state
+  keeps every non-dominated pair of bounds it was explored with. A state the run itself
+  recorded since its last deviation never cuts it: its default continuation is that very run.
   Among identical-looking ready tasks (idle workers of one pool) only one is tried (symmetry).
   ``fork.ForkDFS`` is the same search with fork(2) sharing each schedule's prefix.
 """
@@ -39,12 +43,14 @@ from .choice import (
     ABSTRACT, TASK, TIMER, ChoicePolicy, TimeMode, option_label, option_owner,
 )
 from .state import StateHasher
-from .target import DEFAULT_PROPERTIES, Outcome, Target, run_schedule, stop_kinds
+from .target import (
+    DEFAULT_PROPERTIES, ExplorerError, Outcome, Target, run_schedule, stop_kinds,
+)
 
 STRATEGIES = ("random", "pct", "dfs")
 
 
-class NondeterminismError(RuntimeError):
+class NondeterminismError(ExplorerError):
     """A replayed prefix met a different choice point: the model is not deterministic."""
 
 
@@ -132,6 +138,28 @@ class PCTStrategy:
 
 
 # --------------------------------------------------------------------------- dfs
+#: the (preemptions, depth) bounds a state was explored with, none dominating another
+Front = tuple[tuple[int, int], ...]
+
+
+def remaining(left_p: int, left_d: int) -> tuple[int, int]:
+    """The bounds left at a choice point, (0, 0) once either is spent: from there on the run
+    takes the default whatever the other bound says, so what it can reach is the same."""
+    return (left_p, left_d) if left_p > 0 and left_d > 0 else (0, 0)
+
+
+def covers(front: Front, bounds: tuple[int, int]) -> bool:
+    """Whether a state explored with ``front`` has been explored with at least ``bounds``:
+    the schedules a state can reach only grow with each bound."""
+    return any(p >= bounds[0] and d >= bounds[1] for p, d in front)
+
+
+def with_bounds(front: Front, bounds: tuple[int, int]) -> Front:
+    """``front`` and ``bounds``, without the pairs ``bounds`` covers. A pair-wise maximum
+    would claim bounds no visit had: (1 preemption, 10 deep) and (2, 5) are not (2, 10)."""
+    return (bounds, *(b for b in front if not covers((bounds,), b)))
+
+
 class Node:
     """A choice point of the tree: its arity, the branches to try, the children tried."""
 
@@ -165,7 +193,7 @@ class DFSStrategy:
         self.state_hashing = state_hashing
         self.symmetry = symmetry
         self.root = Node()
-        self.visited: dict[int, tuple[int, int]] = {}  # state -> best (preemptions, depth) left
+        self.visited: dict[int, Front] = {}  # state -> the bounds it was explored with
         self.states = 0
         self.schedules = 0
         self.path: list[tuple[Node, int]] = []
@@ -185,20 +213,29 @@ class DFSStrategy:
         self.node: Node | None = self.root
         self.used = 0
         self.hasher = StateHasher()
+        self.mine: set[int] = set()  # states this run recorded since its last deviation
         return ChoicePolicy(chooser=self.choose, time_mode=self.time_mode)
 
     def _seen(self, sim: Simulation, left_p: int, left_d: int) -> bool:
         """Record the state; True if it was already explored with at least these bounds."""
         h = self.hasher(sim)
-        prev = self.visited.get(h)
-        if prev is not None and prev[0] >= left_p and prev[1] >= left_d:
+        if h in self.mine:
+            # This run recorded the state since it last deviated: the default continuation
+            # from there is this very run, unfinished, so it cuts nothing. (Equal states at two
+            # points of one run that goes on mean the state misses what changed in between: a
+            # loop's progress kept in an iterator, or a run stopped at its ``until`` asking the
+            # same choice again.)
+            return False
+        bounds = remaining(left_p, left_d)
+        front = self.visited.get(h, ())
+        if covers(front, bounds):
             return True
-        self.remember(h, (left_p, left_d) if prev is None else (max(prev[0], left_p),
-                                                                 max(prev[1], left_d)))
+        self.mine.add(h)
+        self.remember(h, with_bounds(front, bounds))
         return False
 
-    def remember(self, h: int, bounds: tuple[int, int]) -> None:
-        self.visited[h] = bounds
+    def remember(self, h: int, front: Front) -> None:
+        self.visited[h] = front
 
     def branches(self, kind: str, options: list) -> list[int]:
         """The option indices worth trying: all, or one per group of identical tasks."""
@@ -221,11 +258,11 @@ class DFSStrategy:
         if node is None or left_d <= 0 or left_p <= 0:
             # the tail: one branch only; still cut it where it joins a known state
             self.states += 1
-            if self.state_hashing and self._seen(sim, left_p, max(left_d, 0)):
-                policy.cut_here(sim)
             if node is not None and node.arity == 0:
                 node.arity = len(options)
                 node.branches = [0]
+            if self.state_hashing and self._seen(sim, left_p, left_d):
+                policy.cut_here()
             self.node = None
             return 0
         if node.arity == 0:
@@ -234,8 +271,7 @@ class DFSStrategy:
             self.states += 1
             if self.state_hashing and self._seen(sim, left_p, left_d):
                 node.exhausted = True
-                policy.cut_here(sim)
-                return 0
+                policy.cut_here()
         elif node.arity != len(options):
             raise NondeterminismError(
                 f"choice point {depth} had {node.arity} options, now {len(options)}")
@@ -245,11 +281,19 @@ class DFSStrategy:
                 break
         else:  # cannot happen: a node with every branch exhausted is exhausted itself
             raise AssertionError("dfs walked into an exhausted subtree")
+        return self.take(node, c)
+
+    def take(self, node: Node, c: int) -> int:
+        """Follow branch ``c`` of ``node``."""
+        child = node.children.get(c)
         if child is None:
             child = node.children[c] = Node()
         self.path.append((node, c))
         if c:
             self.used += 1
+            # DFS tried branch 0 first: the default continuation of every state this run met
+            # so far has been explored by an earlier run
+            self.mine.clear()
         self.node = child
         return c
 

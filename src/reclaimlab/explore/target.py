@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 from reclaimlab.check import Finding, attach_checks
 from reclaimlab.sim import Simulation
 
-from .choice import ChoicePolicy
+from .choice import ChoicePolicy, Cut
 
 #: property name -> does a finding violate it
 PROPERTIES: dict[str, Callable[[Finding], bool]] = {
@@ -42,6 +42,11 @@ _STOP_KINDS = {
     "nofail": ("nofail_in_reclaim", "nofail_costly_order", "nofail_no_reclaim"),
     "invariant": ("invariant",), "leak": (), "oom": ("oom_kill",), "model_error": (),
 }
+
+
+class ExplorerError(Exception):
+    """An error of the explorer itself, raised inside a run (a strategy's ``choose``): never a
+    finding of the model."""
 
 
 def parse_properties(text: str | None) -> tuple[str, ...]:
@@ -139,8 +144,11 @@ class ModelTarget:
         self.build(sim)
         policy.ignore_timer = checks.hung_task.owns
         policy.attach(sim)
-        sim.run(self.until)
-        if not policy.cut:  # a cut run is unfinished: end-of-run checks would misreport
+        try:
+            sim.run(self.until)
+        except Cut:
+            pass
+        else:
             checks.finish()
         wall_s = time.perf_counter() - start
         return Outcome(checks.findings, sim.digest(),
@@ -167,9 +175,12 @@ def run_schedule(target: Target, policy: ChoicePolicy, stop_on: Sequence[str] = 
                  observers: Sequence[Any] = ()) -> Outcome:
     """``target.run``; an exception raised by the model under this schedule (a bug of the
     simulator's models, or a runtime rule broken: sleeping under a spinlock) becomes a
-    ``model_error`` finding, so that it is shrunk and saved like any other violation."""
+    ``model_error`` finding, so that it is shrunk and saved like any other violation; an
+    ``ExplorerError`` goes on up."""
     try:
         return target.run(policy, stop_on, observers)
+    except ExplorerError:
+        raise
     except Exception as exc:
         sim = policy.sim
         if sim is None:  # failed before the schedule began: not a property of a schedule
