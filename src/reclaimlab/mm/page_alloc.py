@@ -404,10 +404,10 @@ def account_alloc(pgdat: pglist_data, task, pfn: int | None, order: int, gfp: in
         pgdat.mem_map.owner[pfn] = -pid
         raw = pgdat.raw_pages_by_pid
         raw[pid] = raw.get(pid, 0) + (1 << order)
-    sim = pgdat.sim
-    if sim.observers:
-        sim.emit("alloc", task, pfn, {"ns": sim.now - start, "order": order,
-                                      "gfp": gfp_names(gfp)})
+    hook = pgdat.sim._on_alloc
+    if hook is not None:
+        hook("alloc", task, pfn, {"ns": pgdat.sim.now - start, "order": order,
+                                  "gfp": gfp_names(gfp)})
 
 
 def claim_block(pgdat: pglist_data, pfn: int, order: int, owner_id: int, index: int) -> None:

@@ -89,16 +89,20 @@ class Run:
 class Timer:
     """A callback scheduled on the event heap (device completions, timer_list)."""
 
-    __slots__ = ("fn", "arg", "cancelled", "when")
+    __slots__ = ("fn", "arg", "cancelled", "when", "sim")
 
-    def __init__(self, fn: Callable[[Any], None], arg: Any, when: int) -> None:
+    def __init__(self, fn: Callable[[Any], None], arg: Any, when: int,
+                 sim: "Simulation") -> None:
         self.fn = fn
         self.arg = arg
         self.when = when
         self.cancelled = False
+        self.sim = sim
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            self.sim._timer_cancelled()
 
 
 _current: "Task | None" = None
@@ -261,8 +265,15 @@ class Simulation:
         self.observers: list[Any] = []
         self._obs: tuple[Any, ...] = ()
         self._hook: Callable[[str, Any, Any, Any], None] | None = None
+        self._plain = False       # an observer takes every kind (no ``event_routes``)
+        self._routes: dict[str, Handler] = {}
+        # ``hook_for`` the hottest kinds (see ``_set_hook``)
+        self._on_run: Callable[[str, Any, Any, Any], None] | None = None
+        self._on_alloc: Callable[[str, Any, Any, Any], None] | None = None
         self._heap: list[tuple] = []
         self._seq = 0
+        self._cancelled = 0       # timers cancelled since the last ``_purge_heap``
+        self._dead_horizon = -1   # the latest due time of the dead entries it dropped
         self._ready: deque[tuple[Task, Any]] = deque()
         self._next_pid = 1
         self._stopped = False
@@ -284,26 +295,32 @@ class Simulation:
         self.observers.remove(obs)
         self._set_hook()
 
-    def _set_hook(self) -> None:
-        """``_hook`` is what the hot paths call: None without observers, else one callable.
+    def _set_hook(self, observers: Sequence[Any] | None = None) -> None:
+        """``_hook`` is what the hot paths call: None without observers (``observers``, by
+        default the attached ones), else one callable.
 
         An observer with ``event_routes`` (a dict: kind -> ``handler(task, obj, info)``) is not
         called for every event: the routes of all such observers are merged into one table, so
         an event costs one lookup however many of them there are, and kinds nobody routes cost
         nothing more. Routed handlers run first, in attach order; then other observers' ``event``.
+        The hottest kinds also keep ``hook_for(kind)``, so that their sites call nothing at all
+        when no observer wants them (no detector routes ``run``).
         """
-        self._obs = tuple(o.event for o in self.observers)
+        observers = self.observers if observers is None else observers
+        self._obs = tuple(o.event for o in observers)
         merged: dict[str, list[Handler]] = {}
         calls = []
-        for o in self.observers:
+        for o in observers:
             routes = getattr(o, "event_routes", None)
             if routes is None:
                 calls.append(o.event)
                 continue
             for kind, handler in routes.items():
                 merged.setdefault(kind, []).append(handler)
+        self._plain = bool(calls)
+        self._routes = {kind: fan_out(hs) for kind, hs in merged.items()}
         if merged:
-            calls.insert(0, dispatcher({kind: fan_out(hs) for kind, hs in merged.items()}))
+            calls.insert(0, dispatcher(self._routes))
         if not calls:
             self._hook = None
         elif len(calls) == 1:
@@ -315,6 +332,13 @@ class Simulation:
                 for fn in fns:
                     fn(kind, task, obj, info)
             self._hook = every_observer
+        self._on_run = self.hook_for("run")
+        self._on_alloc = self.hook_for("alloc")
+
+    def hook_for(self, kind: str) -> Callable[[str, Any, Any, Any], None] | None:
+        """``_hook`` if an observer may want ``kind`` events (one routes it, or one takes every
+        kind), else None: a site emitting only ``kind`` then skips the call, and its info."""
+        return self._hook if self._plain or kind in self._routes else None
 
     def emit(self, kind: str, task: Task | None, obj: Any = None, info: Any = None) -> None:
         """Report an event to every observer (no-op without observers)."""
@@ -347,7 +371,7 @@ class Simulation:
         """Run plain callback ``fn(arg)`` at virtual time ``when``."""
         if when < self.now:
             raise SimError(f"call_at({when}) is in the past (now {self.now})")
-        timer = Timer(fn, arg, when)
+        timer = Timer(fn, arg, when, self)
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, timer, None, None))
         return timer
@@ -393,22 +417,12 @@ class Simulation:
             f"holds spinlock {', '.join(held)} while {what}; stack: {' > '.join(task.stack())}")
 
     # ----------------------------------------------------------------- CPUs
-    def _pick_cpu(self, task: Task) -> Cpu:
-        """The task's CPU if pinned or idle; else the first idle CPU, else the shortest run
-        queue (lowest id among equals)."""
+    def _cpu_free_for(self, task: Task) -> bool:
+        """Whether a CPU would take a burst of ``task`` at once: its CPU if pinned, else any
+        (an idle CPU's run queue is always empty)."""
         if task.pinned is not None:
-            return self.cpus[task.pinned]
-        cpu = self.cpus[task.cpu]
-        if cpu.current is None:
-            return cpu
-        best, shortest = None, 1 << 62
-        for c in self.cpus:
-            if c.current is None:
-                return c
-            n = len(c.runq)
-            if n < shortest:
-                best, shortest = c, n
-        return best  # type: ignore[return-value]
+            return self.cpus[task.pinned].current is None
+        return any(c.current is None for c in self.cpus)
 
     def _start_burst(self, cpu: Cpu, task: Task, ns: int) -> None:
         cpu.current = task
@@ -418,14 +432,6 @@ class Simulation:
         task.state = "R"
         self._seq += 1
         heapq.heappush(self._heap, (self.now + ns, self._seq, task, None, task.wseq))
-
-    def _end_burst(self, task: Task) -> None:
-        cpu = task.on_cpu
-        task.on_cpu = None
-        cpu.current = None
-        if cpu.runq:
-            nxt, ns = cpu.runq.popleft()
-            self._start_burst(cpu, nxt, ns)
 
     # ----------------------------------------------------------------- the loop
     def stop(self) -> None:
@@ -448,6 +454,7 @@ class Simulation:
         events = self.events
         policy = self.policy
         hook = self._hook
+        cpus = self.cpus
         choose_timer = getattr(policy, "choose_timer", None)
         # In abstract-time mode every timed event must pass through the policy's choice, so a
         # sleep never continues directly; ``limit`` below the clock disables that shortcut.
@@ -486,12 +493,23 @@ class Simulation:
                         continue  # a stale timeout: the wait already ended
                     if when > self.now:
                         self.now = when
-                    if task.on_cpu is not None:
-                        self._end_burst(task)
+                    cpu = task.on_cpu
+                    if cpu is not None:  # the end of a CPU burst: the CPU passes on
+                        task.on_cpu = None
+                        if cpu.runq:  # ``_start_burst`` of the next queued burst, inline
+                            nxt, ns = cpu.runq.popleft()
+                            cpu.current, cpu.busy_ns, nxt.on_cpu = nxt, cpu.busy_ns + ns, cpu
+                            nxt.cpu, nxt.state = cpu.id, "R"
+                            self._seq += 1
+                            push(heap, (self.now + ns, self._seq, nxt, None, nxt.wseq))
+                        else:
+                            cpu.current = None
                     elif value is TIMEOUT:
                         self._timeout(task)
                     task.state = "R"
                 else:
+                    if self._dead_horizon > limit:  # a dropped dead entry would be due later
+                        self.now = limit
                     break
                 if events > flush_at:
                     self._hasher.update(trace.tobytes())
@@ -517,7 +535,8 @@ class Simulation:
                     except Exception as exc:
                         exc.add_note(f"in simulated task {task.comm}:{task.pid} at t={now} ns")
                         raise
-                    if req.__class__ is int:
+                    cls = req.__class__
+                    if cls is int:
                         if req < 0 or task.spin_depth:
                             self._bad_sleep(task, req)
                         if hook is not None:
@@ -532,13 +551,40 @@ class Simulation:
                         self._seq += 1
                         push(heap, (t, self._seq, task, None, task.wseq))
                         break
-                    if req is PARK:
-                        break
-                    if req.__class__ is Run:
-                        if self._run_burst(task, req.ns, direct):
-                            now = self.now
+                    if cls is Run:  # most steps end in a CPU burst
+                        ns = req.ns
+                        if task.spin_depth:
+                            self._atomic_sleep(task, "consuming CPU")
+                        if (on_run := self._on_run) is not None:
+                            on_run("run", task, None, ns)
+                        # the CPU: the task's if pinned or idle; else the first idle CPU, else
+                        # the shortest run queue (lowest id among equals)
+                        pinned = task.pinned
+                        cpu = cpus[task.cpu if pinned is None else pinned]
+                        if cpu.current is not None and pinned is None:
+                            shortest = 1 << 62
+                            for c in cpus:
+                                if c.current is None:
+                                    cpu = c
+                                    break
+                                if len(c.runq) < shortest:
+                                    cpu, shortest = c, len(c.runq)
+                        task.wseq += 1
+                        if cpu.current is not None:
+                            cpu.runq.append((task, ns))
+                            task.state = "R"
+                            break
+                        t = now + ns
+                        if not ready and t <= direct and (not heap or heap[0][0] > t):
+                            # nothing comes earlier: the burst ends before anything else happens
+                            cpu.busy_ns += ns
+                            task.cpu = cpu.id
+                            self.now = now = t
                             value = None
                             continue
+                        self._start_burst(cpu, task, ns)
+                        break
+                    if req is PARK:
                         break
                     self._bad_request(task, req)
         finally:
@@ -555,9 +601,29 @@ class Simulation:
                    for e in self._live_timers())
 
     def _live_timers(self) -> list[tuple]:
-        return sorted(e for e in self._heap
-                      if (e[4] is None and not e[2].cancelled)
-                      or (e[4] is not None and e[4] == e[2].wseq))
+        return sorted(e for e in self._heap if _live(e))
+
+    def _timer_cancelled(self) -> None:
+        """Purge the heap once cancelled timers may be half of it (amortised O(1) a cancel)."""
+        self._cancelled += 1
+        if 2 * self._cancelled > len(self._heap):
+            self._purge_heap()
+
+    def _purge_heap(self) -> None:
+        """Drop dead entries (cancelled timers, stale timeouts) from the heap, in place.
+
+        They would never fire, but a long-lived one (the hung-task check re-armed 120 s ahead at
+        every blocking episode) deepens the heap every event pays for. The one thing a dead
+        entry does is stop ``run(until)`` at ``until`` when it is due later and nothing live
+        is: ``_dead_horizon`` remembers the latest one dropped for that.
+        """
+        heap = self._heap
+        dead = [e[0] for e in heap if not _live(e)]
+        if dead:
+            self._dead_horizon = max(self._dead_horizon, *dead)
+            heap[:] = [e for e in heap if _live(e)]
+            heapq.heapify(heap)
+        self._cancelled = 0
 
     def _choose_timer(self, choose_timer: Callable) -> None:
         """Abstract-time mode: the policy picks which pending timed event fires next.
@@ -576,29 +642,6 @@ class Simulation:
             heapq.heapify(self._heap)
             self._seq += 1
             heapq.heappush(self._heap, (self.now, -self._seq, *entry[2:]))
-
-    def _run_burst(self, task: Task, ns: int, limit: int) -> bool:
-        """Handle ``Run(ns)``; True if the task may continue at once (nothing comes earlier)."""
-        if task.spin_depth:
-            self._atomic_sleep(task, "consuming CPU")
-        hook = self._hook
-        if hook is not None:
-            hook("run", task, None, ns)
-        cpu = self._pick_cpu(task)
-        task.wseq += 1
-        if cpu.current is not None:
-            cpu.runq.append((task, ns))
-            task.state = "R"
-            return False
-        t = self.now + ns
-        heap = self._heap
-        if not self._ready and (not heap or heap[0][0] > t) and t <= limit:
-            cpu.busy_ns += ns
-            task.cpu = cpu.id
-            self.now = t
-            return True
-        self._start_burst(cpu, task, ns)
-        return False
 
     def _bad_sleep(self, task: Task, req: int) -> None:
         if req < 0:
@@ -635,8 +678,7 @@ class Simulation:
         (so ``finally`` blocks in modelled code run with their ``current``), ignoring what they
         raise — nothing of the run is observed any more."""
         global _current
-        self._obs = ()
-        self._hook = None
+        self._set_hook(())
         for task in list(self.tasks.values()):
             if task.gen is None:
                 continue
@@ -659,6 +701,12 @@ class Simulation:
         h.update(self._trace.tobytes())
         h.update(self.events.to_bytes(8, "little"))
         return h.hexdigest()
+
+
+def _live(entry: tuple) -> bool:
+    """A heap entry that will fire: a timer not cancelled, or a task's wait still current."""
+    target, token = entry[2], entry[4]
+    return not target.cancelled if token is None else token == target.wseq
 
 
 def _unwind(gen: Any, attempts: int = 1000) -> None:

@@ -76,8 +76,7 @@ def _spin_on_owner(task: Task, lock: Any, steal: Any):
                 return steal(lock)
             if owner.on_cpu is None or owner is task:
                 return False  # the owner sleeps or waits for a CPU (owner_on_cpu() false)
-            mine = sim._pick_cpu(task)
-            if mine.current is not None or mine.runq:
+            if not sim._cpu_free_for(task):
                 return False  # no CPU to spin on, or need_resched(): someone waits for it
             yield core.Run(SPIN_ON_OWNER_NS)
     finally:
@@ -110,6 +109,8 @@ _EXCL = {"trylock": False, "read": False}
 _SHARED = {"trylock": False, "read": True}
 _TRY_EXCL = {"trylock": True, "read": False}
 _TRY_SHARED = {"trylock": True, "read": True}
+_MAP_EXCL = {"read": False}
+_MAP_SHARED = {"read": True}
 
 
 class Mutex:
@@ -401,10 +402,10 @@ def lock_map_acquire(m: LockdepMap, read: bool = False) -> None:
     """``lock_map_acquire``: tell lockdep ``m`` is now held."""
     task = core._current
     if (hook := task.sim._hook) is not None:
-        hook("lock_acquire", task, m, {"trylock": False, "read": read})
+        hook("lock_acquire", task, m, _SHARED if read else _EXCL)
     task.held_locks.append(m)
     if (hook := task.sim._hook) is not None:
-        hook("lock_acquired", task, m, {"read": read})
+        hook("lock_acquired", task, m, _MAP_SHARED if read else _MAP_EXCL)
 
 
 def lock_map_release(m: LockdepMap) -> None:
