@@ -46,6 +46,7 @@ BUFFER_HEAD_SIZE = 104    # sizeof(struct buffer_head) on x86-64
 FIND_GET_BLOCK_NS = 80    # __find_get_block: lookup in the bdev page cache
 ALLOC_BUFFERS_NS = 300    # folio_alloc_buffers + link_dev_buffers per folio
 SUBMIT_BH_NS = 500        # building and submitting one bio
+_FIND_GET_BLOCK = Run(FIND_GET_BLOCK_NS)  # built once: a ``Run`` is only read
 
 
 class buffer_head:
@@ -132,7 +133,7 @@ def _folio_buffers(bdev: BufferCache, block: int) -> dict[int, buffer_head] | No
 
 def __find_get_block(bdev: BufferCache, block: int) -> buffer_head | None:
     """``__find_get_block``: the cached buffer for ``block`` with a reference, or None."""
-    bhs = _folio_buffers(bdev, block)
+    bhs = bdev.mapping.private.get(bdev.folio_index(block))  # _folio_buffers (a hot path)
     bh = bhs.get(block) if bhs is not None else None
     if bh is None:
         return None
@@ -143,7 +144,7 @@ def __find_get_block(bdev: BufferCache, block: int) -> buffer_head | None:
 
 def bdev_getblk(bdev: BufferCache, block: int, gfp: int):
     """``bdev_getblk``: a referenced buffer for ``block``, allocating its folio on a miss."""
-    yield Run(FIND_GET_BLOCK_NS)
+    yield _FIND_GET_BLOCK
     bh = __find_get_block(bdev, block)
     if bh is not None:
         bdev.stats["hits"] += 1

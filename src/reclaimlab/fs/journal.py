@@ -69,6 +69,11 @@ START_HANDLE_NS = 300             # start_this_handle, uncontended
 STOP_HANDLE_NS = 200              # jbd2_journal_stop
 GET_WRITE_ACCESS_NS = 250         # do_get_write_access, buffer already journalled
 DIRTY_METADATA_NS = 150           # jbd2_journal_dirty_metadata
+# The bursts of the per-buffer and per-handle paths, built once: a ``Run`` is only read.
+_START_HANDLE = Run(START_HANDLE_NS)
+_STOP_HANDLE = Run(STOP_HANDLE_NS)
+_GET_WRITE_ACCESS = Run(GET_WRITE_ACCESS_NS)
+_DIRTY_METADATA = Run(DIRTY_METADATA_NS)
 COMMIT_NS_PER_BUFFER = 400        # commit: tag, checksum, refile per metadata buffer
 CHECKPOINT_NS_PER_BUFFER = 150    # checkpoint list walk per buffer
 
@@ -264,7 +269,7 @@ def jbd2_might_wait_for_commit(journal: journal_t) -> None:
 
 def start_this_handle(journal: journal_t, handle: handle_t, gfp: int):
     """``start_this_handle``: join (or create) the running transaction, waiting as needed."""
-    yield Run(START_HANDLE_NS)
+    yield _START_HANDLE
     jbd2_might_wait_for_commit(journal)
     while True:
         if journal.j_running_transaction is None:
@@ -347,7 +352,7 @@ def jbd2_journal_stop(handle: handle_t):
     task = current()
     journal = handle.h_journal
     t = handle.h_transaction
-    yield Run(STOP_HANDLE_NS)
+    yield _STOP_HANDLE
     t.t_outstanding_credits -= handle.h_total_credits
     t.t_updates -= 1
     if t.t_updates == 0:
@@ -423,9 +428,12 @@ def jbd2_journal_get_write_access(handle: handle_t, bh: buffer_head):
     writeback never writes uncommitted metadata home; the commit dirties it again.
     """
     journal = handle.h_journal
-    yield Run(GET_WRITE_ACCESS_NS)
-    yield from buffer.wait_on_buffer(bh)
-    jh = yield from jbd2_journal_add_journal_head(journal, bh)
+    yield _GET_WRITE_ACCESS
+    if bh.b_state & buffer.BH_Lock:  # wait_on_buffer's own test: most buffers are not under IO
+        yield from buffer.wait_on_buffer(bh)
+    jh = bh.b_jh
+    if jh is None:
+        jh = yield from jbd2_journal_add_journal_head(journal, bh)
     t = handle.h_transaction
     while True:
         if jh.b_transaction is journal.j_committing_transaction and jh.b_transaction is not None:
@@ -463,7 +471,7 @@ def wait_on_shadow(journal: journal_t, jh: journal_head):
 def jbd2_journal_dirty_metadata(handle: handle_t, bh: buffer_head):
     """``jbd2_journal_dirty_metadata``: the buffer joins the transaction; a credit on first
     use."""
-    yield Run(DIRTY_METADATA_NS)
+    yield _DIRTY_METADATA
     jh = bh.b_jh
     if jh is None:
         raise AssertionError(f"dirty_metadata without get_write_access on block {bh.b_blocknr}")

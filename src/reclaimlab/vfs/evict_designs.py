@@ -27,6 +27,7 @@ from reclaimlab.sim import (
     PF_MEMALLOC, PF_MEMALLOC_NOFS, WaitQueue, Work, current, queue_work, wait_event, wake_up,
 )
 
+from . import deferred_reclaim, designs, evict_async
 from . import inode as vfs_inode
 from .fs import FileSystemType, Inode, SuperBlock
 
@@ -72,8 +73,6 @@ class PassiveRefQueue:
 def evict_or_defer(inode: Inode):
     """The switch: ``evict`` now (sync, inodegc, skip-unlinked), queue it with a passive
     reference (passive-ref), or hand it to the design's own eviction (``vfs.designs``)."""
-    from . import deferred_reclaim, designs, evict_async
-
     design = inode.i_sb.s_evict_design
     if design == "passive-ref":
         yield from passive_ref_evict_queue(inode)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from reclaimlab.block import blkdev_issue_flush
+from reclaimlab.mm import filemap
 from reclaimlab.mm.gfp import GFP_KERNEL
 from reclaimlab.mm.slab import kmem_cache_alloc, kmem_cache_free
 from reclaimlab.sim import Run, current
@@ -120,8 +121,6 @@ def _pages(pos: int, nbytes: int) -> tuple[int, int]:
 
 def generic_file_read(file: File, nbytes: int):
     """``filemap_read``: bring every folio of the range uptodate; returns bytes read."""
-    from reclaimlab.mm.filemap import filemap_get_folio
-
     inode = file.f_inode
     pos = file.f_pos
     nbytes = min(nbytes, inode.i_size - pos)
@@ -131,7 +130,7 @@ def generic_file_read(file: File, nbytes: int):
     first, nr = _pages(pos, nbytes)
     index = mapping.folio_index(first)
     while index < first + nr:
-        folio = yield from filemap_get_folio(mapping, index, mapping.gfp_mask, create=True)
+        folio = yield from filemap.filemap_get_folio(mapping, index, mapping.gfp_mask, create=True)
         if folio is None:
             raise KernelError("ENOMEM", "filemap_read")
         if not folio.uptodate:
@@ -148,8 +147,6 @@ def generic_file_read(file: File, nbytes: int):
 
 def generic_file_write(file: File, nbytes: int):
     """``generic_file_write_iter``: see the module docstring; returns bytes written."""
-    from reclaimlab.mm.filemap import generic_perform_write
-
     inode = file.f_inode
     sb = inode.i_sb
     if nbytes <= 0:
@@ -158,7 +155,7 @@ def generic_file_write(file: File, nbytes: int):
     try:
         yield from inode_lock(inode)
         try:
-            return (yield from _perform_write(file, nbytes, generic_perform_write))
+            return (yield from _perform_write(file, nbytes, filemap.generic_perform_write))
         finally:
             if not unwinding():
                 inode_unlock(inode)
@@ -177,7 +174,7 @@ def _perform_write(file: File, nbytes: int, generic_perform_write: Any):
         step = 1 << mapping.min_order
         for index in range(mapping.folio_index(first), first + nr, step):
             yield from write_begin(file, mapping, index)
-    got = yield from generic_perform_write(mapping, first, nr, mapping.gfp_mask)
+    got = yield from filemap.generic_perform_write(mapping, first, nr, mapping.gfp_mask)
     if got <= 0:
         raise KernelError("ENOMEM", "generic_perform_write")
     written = min(nbytes, got * PAGE_SIZE - (pos - (first << PAGE_SHIFT)))

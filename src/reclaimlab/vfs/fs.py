@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from reclaimlab.mm import filemap
 from reclaimlab.sim import LockdepMap, RwSemaphore, WaitQueue
 
 # ---------------------------------------------------------------- inode->i_state (fs.h)
@@ -250,9 +251,8 @@ class Inode:
         (``address_space_init_once``)."""
         m = self.i_data
         if m is None:
-            from reclaimlab.mm.filemap import address_space
             sb = self.i_sb
-            m = self.i_data = address_space(sb.s_sim, self, min_order=sb.s_min_folio_order)
+            m = self.i_data = filemap.address_space(sb.s_sim, self, min_order=sb.s_min_folio_order)
             m.a_ops = self.i_aops
         return m
 

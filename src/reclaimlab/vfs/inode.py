@@ -29,6 +29,7 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any
 
+from reclaimlab.mm import filemap
 from reclaimlab.mm.gfp import GFP_KERNEL
 from reclaimlab.mm.slab import kmem_cache_alloc, kmem_cache_free
 from reclaimlab.sim import PF_MEMALLOC, cond_resched, current, wait_event, wake_up
@@ -402,8 +403,6 @@ def inode_lru_isolate(inode: Inode, dispose: list[Inode]) -> str:
     clear and rotate; (d) page cache ⇒ ``invalidate_mapping_pages`` (clean folios), rotate if
     some remain; (e) ``I_FREEING`` and onto ``dispose``. Design ``skip-unlinked`` skips a costly
     inode before (d) when the caller is in reclaim (``designs.lru_isolate_skip``)."""
-    from reclaimlab.mm.filemap import invalidate_mapping_pages
-
     lru = inode.i_sb.s_inode_lru
     if inode.i_count or inode.i_state & ~I_REFERENCED:
         del lru[inode]
@@ -417,7 +416,7 @@ def inode_lru_isolate(inode: Inode, dispose: list[Inode]) -> str:
         return LRU_SKIP
     mapping = inode.i_data
     if mapping is not None and mapping.nrpages:
-        invalidate_mapping_pages(mapping)
+        filemap.invalidate_mapping_pages(mapping)
         if mapping.nrpages:
             del lru[inode]
             lru[inode] = None
@@ -474,8 +473,7 @@ def inode_uses_inodegc(inode: Inode) -> bool:
 def truncate_inode_pages_final(mapping: Any) -> None:
     """``truncate_inode_pages_final``: drop the whole page cache (None: the inode never had one)."""
     if mapping is not None and mapping.nrpages:
-        from reclaimlab.mm.filemap import truncate_inode_pages
-        truncate_inode_pages(mapping)
+        filemap.truncate_inode_pages(mapping)
 
 
 def clear_inode(inode: Inode) -> None:
@@ -544,8 +542,7 @@ def destroy_inode(inode: Inode):
 def _release_mapping(inode: Inode) -> None:
     """Forget the (truncated) page cache; a recycled inode gets a new one on first use."""
     if inode.i_data is not None:
-        from reclaimlab.mm.filemap import mapping_release
-        mapping_release(inode.i_data)
+        filemap.mapping_release(inode.i_data)
         inode.i_data = None
 
 

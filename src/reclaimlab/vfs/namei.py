@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import reclaimlab.sim as _sim
-from reclaimlab.sim import down_read, down_write, up_read, up_write
+from reclaimlab.sim import RwSemaphore, down_read, down_write, up_read, up_write
 
 from . import dcache
 from . import inode as vfs_inode
@@ -57,17 +57,20 @@ def normalize(path: str) -> str:
 
 
 def lookup_mnt(vfs: Any, comps: list[str]) -> tuple[Mount, list[str]]:
-    """``lookup_mnt``: the innermost mount covering the path and the components below it."""
+    """``lookup_mnt``: the innermost mount covering the path and the components below it
+    (each shorter prefix cut from the path string, not joined again)."""
+    mounts = vfs.mounts
+    prefix = "/" + "/".join(comps)
     for n in range(len(comps), -1, -1):
-        mnt = vfs.mounts.get("/" + "/".join(comps[:n]))
+        mnt = mounts.get(prefix)
         if mnt is not None:
             return mnt, comps[n:]
+        prefix = prefix[:prefix.rindex("/")] or "/"
     raise KernelError("ENOENT", f"no filesystem mounted on {'/' + '/'.join(comps)}")
 
 
 # ------------------------------------------------------------------ i_rwsem
 def _i_rwsem(inode: Inode) -> Any:
-    from reclaimlab.sim import RwSemaphore
     if inode.i_rwsem is None:
         key = "&type->i_mutex_dir_key" if S_ISDIR(inode.i_mode) else "&sb->s_type->i_mutex_key"
         inode.i_rwsem = RwSemaphore(f"{key}#{inode.i_sb.s_type.name}")

@@ -19,7 +19,7 @@ from reclaimlab.fs.journal import (
     jbd2_journal_extend, jbd2_journal_get_write_access, jbd2_journal_restart, jbd2_journal_stop,
 )
 from reclaimlab.mm.gfp import GFP_NOFS, __GFP_MOVABLE, __GFP_NOFAIL
-from reclaimlab.sim import NSEC_PER_SEC, RwSemaphore, current
+from reclaimlab.sim import NSEC_PER_SEC, Run, RwSemaphore, current
 from reclaimlab.vfs.designs import evict_gfp
 from reclaimlab.vfs.errors import KernelError
 from reclaimlab.vfs.fs import SB_RDONLY, Inode, parse_mount_options
@@ -48,6 +48,9 @@ EXT4_STATE_NO_EXPAND = 1 << 0
 EXT4_MARK_INODE_DIRTY_NS = 600        # ext4_do_update_inode: checksum + copy to the buffer
 EXT4_DIROP_NS = 1_500                 # entry search/insert/delete in a directory block
 EXT4_IGET_NS = 1_000                  # ext4_iget: decode the on-disk inode
+# The bursts of the per-inode and per-entry paths, built once: a ``Run`` is only read.
+EXT4_MARK_INODE_DIRTY = Run(EXT4_MARK_INODE_DIRTY_NS)
+EXT4_DIROP = Run(EXT4_DIROP_NS)
 
 
 @dataclass

@@ -26,9 +26,10 @@ from typing import Any
 from reclaimlab.block import REQ_OP_WRITE, Bio, submit_bio
 from reclaimlab.fs import buffer
 from reclaimlab.fs.ext4 import mballoc
+from reclaimlab.fs.ext4 import super as ext4_super  # circular: used at call time only
 from reclaimlab.fs.ext4.xattr import ext4_try_to_expand_extra_isize, ext4_xattr_delete_inode
 from reclaimlab.fs.ext4.ext4 import (
-    EXT4_DATA_TRANS_BLOCKS, EXT4_IGET_NS, EXT4_MARK_INODE_DIRTY_NS, EXT4_MAX_TRANS_DATA, EXT4_SB,
+    EXT4_DATA_TRANS_BLOCKS, EXT4_IGET_NS, EXT4_MARK_INODE_DIRTY, EXT4_MAX_TRANS_DATA, EXT4_SB,
     EXT4_STATE_NO_EXPAND, ext4_disk_inode, ext4_error, ext4_getblk_evict,
     ext4_handle_dirty_metadata, ext4_inode_info,
     ext4_journal_ensure_credits, ext4_journal_start_sb, ext4_journal_stop, ext4_sb_info,
@@ -133,7 +134,7 @@ def ext4_mark_inode_dirty(handle: Any, inode: ext4_inode_info):
     disk = inode.i_disk
     if disk.extra_isize < sbi.s_want_extra_isize and not inode.i_state_flags & EXT4_STATE_NO_EXPAND:
         yield from ext4_try_to_expand_extra_isize(handle, inode)
-    yield Run(EXT4_MARK_INODE_DIRTY_NS)
+    yield EXT4_MARK_INODE_DIRTY
     ext4_update_inode_fsync_trans(handle, inode)
     disk.nlink = inode.i_nlink
     disk.size = inode.i_size
@@ -172,14 +173,13 @@ def ext4_iget(sb: Any, ino: int):
 def ext4_set_inode_from_disk(sbi: ext4_sb_info, inode: ext4_inode_info,
                              disk: ext4_disk_inode) -> None:
     """Fill the in-core inode from its on-disk copy and attach the operation tables."""
-    from reclaimlab.fs.ext4.super import ext4_set_ops
     inode.i_disk = disk
     inode.i_mode = disk.mode
     inode.i_nlink = disk.nlink
     inode.i_size = disk.size
     inode.i_blocks = sum(e[2] for e in disk.extents) * (sbi.s_blocksize // 512)
     inode.i_block_group = (inode.i_ino - 1) // sbi.s_inodes_per_group
-    ext4_set_ops(inode)
+    ext4_super.ext4_set_ops(inode)
 
 
 # ------------------------------------------------------------------ inode allocation

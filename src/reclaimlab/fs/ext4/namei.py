@@ -16,14 +16,13 @@ from typing import Any
 from reclaimlab.fs import buffer
 from reclaimlab.fs.ext4 import mballoc
 from reclaimlab.fs.ext4.ext4 import (
-    EXT4_DIROP_CREDITS, EXT4_DIROP_NS, EXT4_SB, ext4_handle_dirty_metadata, ext4_inode_info,
+    EXT4_DIROP, EXT4_DIROP_CREDITS, EXT4_SB, ext4_handle_dirty_metadata, ext4_inode_info,
     ext4_journal_start_sb, ext4_journal_stop,
 )
 from reclaimlab.fs.ext4.inode import (
     ext4_ext_insert, ext4_iget, ext4_map_lookup, ext4_mark_inode_dirty, ext4_new_inode,
     ext4_orphan_add,
 )
-from reclaimlab.sim import Run
 from reclaimlab.vfs import dcache
 from reclaimlab.vfs import inode as vfs_inode
 from reclaimlab.vfs.errors import KernelError
@@ -48,7 +47,7 @@ def _dir_blocks(dir: ext4_inode_info) -> int:
 
 def ext4_find_entry(dir: ext4_inode_info, name: str):
     """``ext4_find_entry``: (ino, block index, buffer) of ``name``, ino None if absent."""
-    yield Run(EXT4_DIROP_NS)
+    yield EXT4_DIROP
     entry = dir.i_disk.dir.get(name)
     blkidx = entry[1] if entry is not None else _dir_blocks(dir) - 1
     bh = (yield from ext4_bread_dir(dir, blkidx)) if blkidx >= 0 else None
@@ -70,7 +69,7 @@ def ext4_add_entry(handle: Any, dir: ext4_inode_info, name: str, ino: int):
     """``ext4_add_entry``: insert into the last block, appending a block when it is full."""
     sbi = EXT4_SB(dir.i_sb)
     d = dir.i_disk.dir
-    yield Run(EXT4_DIROP_NS)
+    yield EXT4_DIROP
     blkidx = len(d) // sbi.s_dir_entries_per_block
     if blkidx >= _dir_blocks(dir):
         yield from ext4_append(handle, dir)

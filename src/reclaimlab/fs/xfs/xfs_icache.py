@@ -23,6 +23,7 @@ from reclaimlab.fs.inodegc import (
     xfs_inodegc_flush, xfs_inodegc_queue,
 )
 from reclaimlab.fs.xfs import xfs_buf as xb
+from reclaimlab.fs.xfs import xfs_super  # circular: used at call time only
 from reclaimlab.fs.xfs.xfs_inode import (
     XFS_M, xfs_imap_to_bp, xfs_inactive, xfs_inode_clean, xfs_inode_needs_inactive,
 )
@@ -122,13 +123,12 @@ def xfs_iget_cache_miss(mp: xfs_mount, ino: int):
 
 def _xfs_setup_inode(mp: xfs_mount, ip: xfs_inode) -> None:
     """``xfs_setup_inode`` + ``xfs_finish_inode_setup``: VFS fields, ops, fake hash, sb list."""
-    from reclaimlab.fs.xfs.xfs_super import xfs_set_ops
     disk = ip.i_disk
     ip.i_mode = disk.mode
     ip.i_nlink = disk.nlink
     ip.i_size = disk.size
     ip.i_blocks = disk.nblocks * (mp.m_blocksize // 512)
-    xfs_set_ops(ip)
+    xfs_super.xfs_set_ops(ip)
     vfs_inode.insert_inode_hash(ip)                     # inode_fake_hash
     vfs_inode.inode_sb_list_add(ip)
 

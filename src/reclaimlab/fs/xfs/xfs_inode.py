@@ -22,6 +22,7 @@ from typing import Any
 from reclaimlab.block import REQ_OP_WRITE, Bio, submit_bio
 from reclaimlab.fs.inodegc import xfs_inodegc_flush
 from reclaimlab.fs.xfs import xfs_buf as xb
+from reclaimlab.fs.xfs import xfs_icache as xic  # circular: used at call time only
 from reclaimlab.fs.xfs.xfs_log import (
     xfs_trans_alloc, xfs_trans_cancel, xfs_trans_commit, xfs_trans_log_item, xfs_trans_roll,
 )
@@ -191,7 +192,6 @@ def xfs_dialloc(tp: Any, mp: xfs_mount, parent_agno: int, mode: int):
 
 def xfs_init_new_inode(tp: Any, dp: xfs_inode, mode: int):
     """``xfs_init_new_inode``: allocate the number, instantiate it through ``xfs_iget``, log it."""
-    from reclaimlab.fs.xfs.xfs_icache import xfs_iget
     mp = XFS_M(dp.i_sb)
     ino = yield from xfs_dialloc(tp, mp, dp.i_agno, mode)
     disk = xfs_disk_inode(mode)
@@ -199,7 +199,7 @@ def xfs_init_new_inode(tp: Any, dp: xfs_inode, mode: int):
         disk.dir = {}
         disk.nlink = 2
     mp.m_disk[ino] = disk
-    ip = yield from xfs_iget(mp, ino)
+    ip = yield from xic.xfs_iget(mp, ino)
     yield from xfs_trans_log_inode(tp, ip)
     return ip
 
@@ -316,7 +316,6 @@ def xfs_dir_block(mp: xfs_mount, dp: xfs_inode):
 
 def xfs_vn_lookup(dp: xfs_inode, dentry: Any):
     """``xfs_vn_lookup`` → ``xfs_lookup``: search the directory, ``xfs_iget`` the inode."""
-    from reclaimlab.fs.xfs.xfs_icache import xfs_iget
     mp = XFS_M(dp.i_sb)
     yield Run(XFS_DIROP_NS)
     bp = yield from xfs_dir_block(mp, dp)
@@ -324,7 +323,7 @@ def xfs_vn_lookup(dp: xfs_inode, dentry: Any):
     ino = dp.i_disk.dir.get(dentry.d_name)
     ip = None
     if ino is not None:
-        ip = yield from xfs_iget(mp, ino)
+        ip = yield from xic.xfs_iget(mp, ino)
     dcache.d_add(dentry, ip)
 
 
