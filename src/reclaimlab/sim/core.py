@@ -535,8 +535,7 @@ class Simulation:
                     except Exception as exc:
                         exc.add_note(f"in simulated task {task.comm}:{task.pid} at t={now} ns")
                         raise
-                    cls = req.__class__
-                    if cls is int:
+                    if req.__class__ is int:
                         if req < 0 or task.spin_depth:
                             self._bad_sleep(task, req)
                         if hook is not None:
@@ -551,7 +550,9 @@ class Simulation:
                         self._seq += 1
                         push(heap, (t, self._seq, task, None, task.wseq))
                         break
-                    if cls is Run:  # most steps end in a CPU burst
+                    if req is PARK:
+                        break
+                    if req.__class__ is Run:
                         ns = req.ns
                         if task.spin_depth:
                             self._atomic_sleep(task, "consuming CPU")
@@ -583,8 +584,6 @@ class Simulation:
                             value = None
                             continue
                         self._start_burst(cpu, task, ns)
-                        break
-                    if req is PARK:
                         break
                     self._bad_request(task, req)
         finally:
