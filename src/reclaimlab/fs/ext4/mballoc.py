@@ -253,32 +253,36 @@ def ext4_mb_new_blocks(handle: Any, sbi: Any, inode: Any, lblk: int, goal_group:
     None (ENOSPC). An existing inode PA covering ``lblk`` is used first
     (``ext4_mb_use_preallocated``); otherwise ``ext4_mb_group_or_file`` picks the locality group
     PA, a new inode PA, or an exact allocation. The used block is marked in the bitmap."""
-    ei = inode
-    pblk = ext4_mb_use_inode_pa(ei, lblk)
-    if pblk is None:
+    pblk = ext4_mb_use_inode_pa(inode, lblk)
+    if pblk is not None:
+        yield Run(MB_PA_USE_NS)
+    else:
         kind = ext4_mb_group_or_file(sbi, inode, lblk)
         if kind == "group":
             pblk = yield from ext4_mb_use_group_pa(sbi, goal_group)
         else:
-            yield Run(MB_ALLOC_NS)
-            want = ext4_mb_normalize_request(sbi, inode, 1) if kind == "inode" else 1
-            found = yield from ext4_mb_regular_allocator(sbi, goal_group, want)
-            if found is None:
-                return None
-            grp, start, got = found
-            if kind == "inode":
-                if ei.i_prealloc_list is None:
-                    ei.i_prealloc_list = []
-                ei.i_prealloc_list.append(ext4_prealloc_space(lblk, start, got, grp.group))
-                pblk = ext4_mb_use_inode_pa(ei, lblk)
-            else:
-                pblk = start
+            pblk = yield from ext4_mb_new_file_block(sbi, inode, lblk, goal_group, kind == "inode")
         if pblk is None:
             return None
-    else:
-        yield Run(MB_PA_USE_NS)
     yield from ext4_mb_mark_diskspace_used(handle, sbi, pblk, 1)
     return pblk
+
+
+def ext4_mb_new_file_block(sbi: Any, inode: Any, lblk: int, goal_group: int, with_pa: bool):
+    """The regular allocator for a file outside the locality group: a normalised chunk kept as
+    a new inode PA (``ext4_mb_new_inode_pa``) when ``with_pa``, else exactly one block."""
+    yield Run(MB_ALLOC_NS)
+    want = ext4_mb_normalize_request(sbi, inode, 1) if with_pa else 1
+    found = yield from ext4_mb_regular_allocator(sbi, goal_group, want)
+    if found is None:
+        return None
+    grp, start, got = found
+    if not with_pa:
+        return start
+    if inode.i_prealloc_list is None:
+        inode.i_prealloc_list = []
+    inode.i_prealloc_list.append(ext4_prealloc_space(lblk, start, got, grp.group))
+    return ext4_mb_use_inode_pa(inode, lblk)
 
 
 def ext4_mb_use_group_pa(sbi: Any, goal_group: int):
@@ -303,7 +307,7 @@ def ext4_mb_use_group_pa(sbi: Any, goal_group: int):
 
 def ext4_mb_release_group_pas(sbi: Any) -> None:
     """``ext4_mb_release``'s locality group part: the chunks' unused blocks go back to the
-    buddy at unmount."""
+    buddy at unmount (a chunk's unused blocks are freed as an inode PA's are)."""
     for pa in sbi.s_locality_groups.values():
         ext4_mb_release_inode_pa(sbi, pa)
     sbi.s_locality_groups.clear()
