@@ -90,3 +90,18 @@ def test_t2_aim7_deferral_costs_throughput_through_directory_rwsem_spinning():
 
     assert rate(gc_s) < 0.85 * rate(sync_s)       # deferral loses more than 15 %
     assert rate(gc_n) > 0.9 * rate(sync_n)        # without spinning, less than 10 %
+
+
+SUSTAINED = str(Path(__file__).resolve().parents[2] / "examples" / "overlay-unlink-sustained.toml")
+
+
+def test_sustained_overlay_unlink_sync_has_the_longer_tail_and_passive_ref_an_oom_kill():
+    """L2 seen from both sides: under sustained pressure evicting inline in reclaim gives sync
+    the longer allocation tail, and deferring without back-pressure ends in an OOM kill."""
+    sync, passive = run_many([(SUSTAINED, "sync", []), (SUSTAINED, "passive-ref", [])])
+    assert sync["outcome"] == "completed"
+    assert sync["inodes"]["evicted_in_reclaim"] > 0
+    assert sync["alloc_latency_ns"]["p99"] > passive["alloc_latency_ns"]["p99"]
+    assert passive["inodes"]["evicted_in_reclaim"] == 0
+    assert passive["outcome"] == "oom"
+    assert warnings_of(passive, "oom_kill")
