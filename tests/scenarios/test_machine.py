@@ -9,7 +9,7 @@ import pytest
 
 from reclaimlab.scenario import load_scenario, run_scenario
 from reclaimlab.scenario.machine import build_machine, mount_options, run_machine
-from reclaimlab.sim import NSEC_PER_MSEC
+from reclaimlab.sim import NSEC_PER_MSEC, Completion, wait_for_completion
 
 SMALL = """\
     description = "a small ext4 machine"
@@ -137,3 +137,23 @@ def test_create_unlink_shared_dir_puts_every_task_in_one_directory(small, shared
     assert m.groups["churn"].errors == {}  # the tasks' file names never collide
     # aim7's shape: both contend on the same directory lock
     assert (seen.working_dir("churn-0") == seen.working_dir("churn-1")) == shared
+
+
+@pytest.mark.parametrize("panic", [True, False])
+def test_hung_task_panic_ends_the_run_at_the_first_report(small, panic):
+    sc = load_scenario(small, ["run.hung_task_timeout_s=0.005",
+                               f"run.hung_task_panic={'true' if panic else 'false'}"]).scenario
+    m = build_machine(sc, "sync", seed=0)
+    never = Completion()
+
+    def stuck():
+        yield from wait_for_completion(never)
+
+    m.sim.spawn(stuck(), "stuck")
+    run_machine(m)
+    reports = [f for f in m.checks.findings if f.kind == "hung_task"]
+    assert reports and reports[0].task.startswith("stuck:")
+    if panic:
+        assert m.sim.now < 6 * NSEC_PER_MSEC and m.shutdown_task is None
+    else:
+        assert m.sim.now >= 25 * NSEC_PER_MSEC and m.shutdown_task.state == "X"

@@ -95,13 +95,47 @@ def test_t2_aim7_deferral_costs_throughput_through_directory_rwsem_spinning():
 SUSTAINED = str(Path(__file__).resolve().parents[2] / "examples" / "overlay-unlink-sustained.toml")
 
 
-def test_sustained_overlay_unlink_sync_has_the_longer_tail_and_passive_ref_an_oom_kill():
-    """L2 seen from both sides: under sustained pressure evicting inline in reclaim gives sync
-    the longer allocation tail, and deferring without back-pressure ends in an OOM kill."""
-    sync, passive = run_many([(SUSTAINED, "sync", []), (SUSTAINED, "passive-ref", [])])
+def _run_seeded(job):
+    scenario, design, seed, overrides = job
+    return run_scenario(scenario, design, seed, overrides)
+
+
+def test_sustained_overlay_unlink_each_design_pays_its_own_way():
+    """L2 seen from every side under sustained pressure: evicting inline in reclaim gives sync
+    the longest allocation tail; deferring without back-pressure ends in an OOM kill
+    (passive-ref); the inodegc throttle as back-pressure stalls every reclaimer behind a worker
+    that cannot get memory (inodegc)."""
+    sync, passive, gc = run_many([(SUSTAINED, "sync", []), (SUSTAINED, "passive-ref", []),
+                                  (SUSTAINED, "inodegc", [])])
     assert sync["outcome"] == "completed"
     assert sync["inodes"]["evicted_in_reclaim"] > 0
     assert sync["alloc_latency_ns"]["p99"] > passive["alloc_latency_ns"]["p99"]
+    assert passive["outcome"] == "oom" and warnings_of(passive, "oom_kill")
     assert passive["inodes"]["evicted_in_reclaim"] == 0
-    assert passive["outcome"] == "oom"
-    assert warnings_of(passive, "oom_kill")
+    assert gc["outcome"] == "hung"
+    throttled = [w for w in warnings_of(gc, "hung_task") if w["task"].startswith("kswapd")]
+    assert throttled, [w["task"] for w in warnings_of(gc, "hung_task")]
+    for frame in ("balance_pgdat", "super_cache_scan", "xfs_inodegc_queue", "flush_delayed_work"):
+        assert frame in throttled[0]["stack"], throttled[0]["stack"]
+
+
+MILDER = ["workload.unlinkers.tasks=4", "workload.unlinkers.think_us=2000",
+          "workload.reader.rate_mb_s=200"]
+
+
+def test_sustained_overlay_unlink_sync_can_deadlock_on_the_journal_in_reclaim():
+    """The seed's deadlock vector, not just lockdep's "possible": with reclaim evicting inline,
+    some interleavings leave kswapd and every direct reclaimer waiting for a journal commit
+    that waits for a handle whose holder loops in a NOFS allocation; nobody left can call the
+    OOM killer, so the machine hangs with jbd2 stuck in the commit."""
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(_run_seeded, [(SUSTAINED, "sync", seed, MILDER)
+                                           for seed in range(6)]))
+    hung = [r for r in runs if r["outcome"] == "hung"]
+    assert hung, [r["outcome"] for r in runs]
+    for r in hung:
+        assert [w["task"] for w in warnings_of(r, "hung_task")][0].startswith("jbd2/")
+        assert "jbd2_journal_commit_transaction" in warnings_of(r, "hung_task")[0]["stack"]
+        kswapd = next(b for b in r["blocked"] if b["task"].startswith("kswapd"))
+        assert kswapd["max_ns"] > 500_000_000
+        assert warnings_of(r, "lockdep_circular")

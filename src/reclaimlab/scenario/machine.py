@@ -59,6 +59,8 @@ def build_machine(scenario: Scenario, design: str, seed: int, policy: Any = None
     mc = scenario.machine
     sim = Simulation(seed=seed, ncpus=mc.cpus, policy=policy)
     sim.spin_on_owner = mc.lock_spin_on_owner
+    if scenario.run.hung_task_panic:      # kernel.hung_task_panic: the first report ends the run
+        stop_on = (*stop_on, "hung_task")
     checks = attach_checks(sim, int(scenario.run.hung_task_timeout_s * NSEC_PER_SEC), stop_on)
     metrics = Metrics(sim)
     sim.add_observer(metrics)

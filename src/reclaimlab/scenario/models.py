@@ -176,6 +176,7 @@ class Run(Strict):
     duration_ms: float = Field(2000.0, gt=0, le=3_600_000)
     seed: int = Field(0, ge=0, le=2**63 - 1)
     hung_task_timeout_s: float = Field(120.0, gt=0)
+    hung_task_panic: bool = False
     max_events: int = Field(20_000_000, ge=1000)
     shutdown_grace_ms: float = Field(1000.0, ge=0, le=3_600_000)
 
