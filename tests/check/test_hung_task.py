@@ -105,3 +105,33 @@ def test_each_blocking_episode_is_judged_on_its_own():
     sim.spawn(waiter(), "waiter")
     sim.run()
     assert checks.findings == []
+
+
+def test_a_report_is_followed_by_every_task_s_held_locks():
+    """``debug_show_all_locks`` after the reports names the holder the hung task waits for,
+    even though the holder is not hung itself (it loops, as a task retrying in reclaim does)."""
+    from reclaimlab.sim import Mutex, mutex_lock, schedule_timeout_uninterruptible
+
+    sim = Simulation()
+    checks = attach_checks(sim)
+    lock = Mutex("jbd2_handle")
+
+    def holder():
+        yield from mutex_lock(lock)
+        while True:                  # timed sleeps: never a D wait
+            yield 10**7
+
+    def waiter():
+        yield from schedule_timeout_uninterruptible(1000)
+        yield from mutex_lock(lock)
+
+    sim.spawn(holder(), "unlinkers-1")
+    sim.spawn(waiter(), "kswapd0")
+    sim.run(until=121 * NSEC_PER_SEC)
+    reports = [f for f in checks.findings if f.kind == "hung_task"]
+    assert [f.task for f in reports] == ["kswapd0:2"]
+    lines = reports[-1].text.splitlines()
+    dump = lines[lines.index("Showing all locks held in the system:"):]
+    assert dump[:3] == ["Showing all locks held in the system:",
+                        "1 lock held by unlinkers-1/1:", " #0: (jbd2_handle)"]
+    assert dump[-1] == "============================================="

@@ -77,6 +77,7 @@ class HungTaskDetector(Detector):
     def check_hung_uninterruptible_tasks(self, _arg: Any = None) -> None:
         """``check_hung_uninterruptible_tasks``: report every D task blocked too long."""
         now = self.sim.now
+        reported = len(self.reports)
         while self.waiting:
             pid, (task, since) = next(iter(self.waiting.items()))
             if now - since <= self.timeout_ns:
@@ -84,7 +85,25 @@ class HungTaskDetector(Detector):
             del self.waiting[pid]
             if task.blocked_on is not None and task.blocked_since == since:
                 self.check_hung_task(task, now - since)
+        if len(self.reports) > reported:      # hung_task_show_lock
+            last = self.reports[-1]
+            last.text += "\n" + "\n".join(self.debug_show_all_locks())
         self._arm()
+
+    def debug_show_all_locks(self) -> list[str]:
+        """``debug_show_all_locks``, printed after a pass that reported a task: every task's
+        held locks, so the holder the hung tasks wait for is named too (it may be running,
+        e.g. looping in reclaim, and so never reported itself)."""
+        lines = ["", "Showing all locks held in the system:"]
+        for task in self.sim.tasks.values():
+            held = task.held_locks
+            if task.state == "X" or not held:
+                continue
+            lines.append(f"{len(held)} lock{'s' if len(held) > 1 else ''} held by "
+                         f"{task.comm}/{task.pid}:")
+            lines += [f" #{i}: ({lk.name})" for i, lk in enumerate(held)]
+        lines += ["", "============================================="]
+        return lines
 
     def check_hung_task(self, task: Any, blocked_ns: int) -> None:
         """``check_hung_task``: print the ``INFO: task … blocked for more than`` report."""
