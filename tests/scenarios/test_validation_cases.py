@@ -139,3 +139,5 @@ def test_sustained_overlay_unlink_sync_can_deadlock_on_the_journal_in_reclaim():
         kswapd = next(b for b in r["blocked"] if b["task"].startswith("kswapd"))
         assert kswapd["max_ns"] > 500_000_000
         assert warnings_of(r, "lockdep_circular")
+        held = r["dmesg"].split("Showing all locks held in the system:")[1]
+        assert "(jbd2_handle)" in held               # the holder the commit waits for is named
