@@ -32,6 +32,17 @@ def test_compare_table_means_per_design_and_delta_against_the_first():
     p50 = next(r for r in rows if "alloc latency p50" in r)
     assert p50.startswith("Amean  alloc latency p50 (ns)")
     assert "2000.00 (   0.00%)" in p50 and "1000.00 ( -50.00%)" in p50
+    assert rows[0].split() == ["Outcome", "completed", "completed"]
+
+
+def test_compare_table_says_how_each_design_s_runs_ended():
+    hung = dict(fake_run("inodegc", 2, 500, [0]), outcome="hung")
+    runs = [fake_run("sync", 1, 1000, [0]), fake_run("inodegc", 1, 1000, [0]), hung,
+            dict(fake_run("inodegc", 3, 500, [0]), outcome="hung")]
+    outcome_row = compare_table(runs).splitlines()[1]
+    assert outcome_row.startswith("Outcome")
+    assert outcome_row.endswith("hung 2, completed 1")
+    assert outcome_row.split()[1] == "completed"
 
 
 def test_log2_histogram_in_bpftrace_layout():

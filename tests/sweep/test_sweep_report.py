@@ -51,6 +51,17 @@ def test_p99_table_compares_designs_per_axis_point_relative_to_the_first():
     assert "(-70." in text
 
 
+def test_a_point_where_runs_hung_or_were_oom_killed_says_so():
+    rows = sweep_rows({"machine.memory_mb": [256, 1024]})
+    for r in rows:
+        if r["machine.memory_mb"] == 256 and r["design"] == "inodegc":
+            r["outcome"] = "hung" if r["seed"] else "oom"
+    text = render(comparison_tables(rows, ["machine.memory_mb"], DESIGNS)[0])
+    assert text.count("ended") == 1                  # only at 256 MB
+    ended = next(line for line in text.splitlines() if "ended" in line)
+    assert "hung 2, oom 1" in ended and ended.count("completed") == 2
+
+
 def test_growth_shows_sync_p99_moving_most_along_the_memory_axis():
     rows = sweep_rows({"machine.memory_mb": [256, 512, 1024]})
     curves = {d: axis_curve(rows, "machine.memory_mb", d) for d in DESIGNS}

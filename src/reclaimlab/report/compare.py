@@ -1,13 +1,15 @@
 """Several designs side by side, in the style of mmtests' ``compare-kernels.sh``.
 
-One row per metric, one column per design: the arithmetic mean over that design's seeds and, in
-brackets, the change against the first design (``(   0.00%)`` for the baseline itself). Then,
+A row of outcomes (how each design's runs ended: a hung or OOM-killed run's latencies are
+not comparable), then one row per metric, one column per design: the arithmetic mean over that
+design's seeds and, in brackets, the change against the first design (``(   0.00%)`` for the baseline itself). Then,
 per design, bpftrace-style log2 histograms of allocation latency (``@alloc_latency_ns[design]``),
 summed over seeds.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable
 
 _BAR = 52
@@ -48,13 +50,26 @@ def pct_delta(value: float, base: float) -> float:
     return (value - base) / base * 100
 
 
+def outcomes(runs: list[dict[str, Any]]) -> str:
+    """How a design's runs ended, most common first: ``completed`` or ``completed 2, hung 1``.
+    The means below include every run: this row keeps a hung or OOM-killed design from passing
+    for a fast one."""
+    counts = Counter(r.get("outcome") or "error" for r in runs)  # a sweep row that raised has none
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{o} {n}" for o, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
+
+
 def compare_table(runs: list[dict[str, Any]]) -> str:
-    """The compare-kernels table: ``Amean metric  v1 (   0.00%)  v2 ( -12.50%) …``."""
+    """The compare-kernels table: a row of outcomes, then
+    ``Amean metric  v1 (   0.00%)  v2 ( -12.50%) …``."""
     groups = by_design(runs)
     designs = list(groups)
     name_w = max(len(n) for n, _ in METRICS) + 7
     col_w = 24
-    lines = [" " * name_w + "".join(f"{d:>{col_w}}" for d in designs)]
+    lines = [" " * name_w + "".join(f"{d:>{col_w}}" for d in designs),
+             f"{'Outcome':<{name_w}}" + "".join(f"{outcomes(groups[d]):>{col_w}}"
+                                                  for d in designs)]
     for name, get in METRICS:
         means = [sum(get(r) for r in groups[d]) / len(groups[d]) for d in designs]
         cells = []

@@ -23,6 +23,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from reclaimlab.report.compare import outcomes
+
 P99 = "alloc_latency_ns.p99"
 METRICS = (
     (P99, "allocation latency p99"),
@@ -112,6 +114,9 @@ def comparison_tables(rows: list[dict], axis_keys: Sequence[str],
                 table.add_row(*labels, stat, _cell(cells[designs[0]], None, stat, metric),
                               *(_cell(cells[d], base, stat, metric) for d in designs[1:]))
                 labels = [""] * len(point)
+            ended = {d: outcomes(by_design.get(d, [])) for d in designs}
+            if any(e != "completed" for e in ended.values()):   # hung or OOM runs are in the stats
+                table.add_row(*labels, "ended", *(ended[d] for d in designs))
             if metric == P99 and any(r.get(HIST) for rs in by_design.values() for r in rs):
                 merged = {d: merged_percentile([r.get(HIST) for r in by_design.get(d, [])], 99.0)
                           for d in designs}
