@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reclaimlab.sweep.spec import SweepError, format_value, load_sweep, sweep_from_dict
+from reclaimlab.sweep.spec import (SweepError, check_configs, format_value, load_sweep,
+                                   sweep_from_dict)
 
 BASE = {"base": "overlay-unlink"}
 
@@ -163,3 +165,9 @@ def test_every_matrix_point_is_one_distinct_run(designs, seeds, axes):
     points = {tuple(sorted(r.config)) for r in runs}
     assert len(points) == expected // (len(designs) * seeds)
     assert len({r.config_hash for r in runs}) == len(points)
+
+
+def test_the_shipped_example_sweep_loads_with_its_scenario_beside_it():
+    sweep = load_sweep(Path(__file__).resolve().parents[2] / "examples" / "sweep-sustained.toml")
+    check_configs(sweep)
+    assert len(sweep.matrix()) == 3 * 3 * 2 * 2 * 3 * 2
