@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from . import core
 from .core import PF_KTHREAD, PF_WQ_WORKER, Simulation, Timer
+from .locks import LockdepMap, lock_map_acquire, lock_map_release
 from .wait import WaitQueue, wait_event, wake_up
 
 WQ_UNBOUND = 1 << 1
@@ -27,11 +28,13 @@ WQ_UNBOUND = 1 << 1
 class Work:
     """``struct work_struct``: ``func(work)`` is a generator function run by a worker."""
 
-    __slots__ = ("func", "data", "pending", "running", "queued_seq", "done_seq", "pool", "wq")
+    __slots__ = ("func", "data", "pending", "running", "queued_seq", "done_seq", "pool", "wq",
+                 "lockdep_map")
 
     def __init__(self, func: Callable[["Work"], Any], data: Any = None) -> None:
         self.func = func
         self.data = data
+        self.lockdep_map = _work_map(func)
         self.pending = False
         self.running = 0
         self.queued_seq = 0
@@ -41,6 +44,14 @@ class Work:
 
     def __repr__(self) -> str:
         return f"work {getattr(self.func, '__name__', self.func)}"
+
+
+def _work_map(func: Any) -> LockdepMap:
+    """``INIT_WORK``'s lockdep map. Its class is one per initialisation site; here, lockdep
+    classes being names, one per work function (the kernel names it after the expression,
+    ``(work_completion)(&gc->work)``)."""
+    name = getattr(func, "__name__", None) or getattr(getattr(func, "func", None), "__name__", "?")
+    return LockdepMap(f"(work_completion)({name})")
 
 
 class DelayedWork(Work):
@@ -75,6 +86,7 @@ class Workqueue:
         self.name = name
         self.flags = flags
         self.flushed = WaitQueue(f"{name}-flush")
+        self.lockdep_map = LockdepMap(f"(wq_completion){name}")
         if flags & WQ_UNBOUND:
             self.pools = [_Pool(None)]
             for i in range(max_active or sim.ncpus):
@@ -145,8 +157,14 @@ def worker_thread(wq: Workqueue, pool: _Pool):
 
 
 def process_one_work(work: Work):
-    """``process_one_work``: call the work function."""
+    """``process_one_work``: call the work function inside the workqueue's and the work's
+    lockdep maps, so lockdep sees what a work item takes while "held" by its flushers."""
+    wq_map, work_map = work.wq.lockdep_map, work.lockdep_map
+    lock_map_acquire(wq_map)
+    lock_map_acquire(work_map)
     yield from work.func(work)
+    lock_map_release(work_map)
+    lock_map_release(wq_map)
 
 
 def _insert_work(wq: Workqueue, work: Work, cpu: int | None) -> None:
@@ -236,7 +254,10 @@ def cancel_delayed_work(dw: DelayedWork) -> bool:
 
 
 def flush_work(work: Work):
-    """``flush_work``: wait until the last queued instance of ``work`` has finished."""
+    """``flush_work``: wait until the last queued instance of ``work`` has finished. Lockdep
+    first "takes" the work's map (``__flush_work``), whether or not the item is queued."""
+    lock_map_acquire(work.lockdep_map)
+    lock_map_release(work.lockdep_map)
     target = work.queued_seq
     if work.done_seq >= target or work.wq is None:
         return False
@@ -254,6 +275,9 @@ def flush_delayed_work(dw: DelayedWork):
 
 
 def flush_workqueue(wq: Workqueue):
-    """``flush_workqueue``: wait until every item queued so far has run."""
+    """``flush_workqueue``: wait until every item queued so far has run (lockdep "takes" the
+    workqueue's map first, ``__flush_workqueue``)."""
+    lock_map_acquire(wq.lockdep_map)
+    lock_map_release(wq.lockdep_map)
     targets = [(w, w.queued_seq) for p in wq.pools for w in [*p.worklist, *p.running]]
     yield from wait_event(wq.flushed, lambda: all(w.done_seq >= s for w, s in targets))
