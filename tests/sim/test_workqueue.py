@@ -176,3 +176,35 @@ def test_a_work_item_never_runs_on_two_workers_at_once():
     sim.spawn(other_cpu_requeuer(), "b", cpu=1)
     sim.run()
     assert peak == [1] and runs == [100, 200]
+
+
+def test_lockdep_sees_a_flush_under_a_lock_the_work_takes_even_when_nothing_is_queued():
+    """``__flush_work`` takes the work's lockdep map, ``process_one_work`` holds it around the
+    function: holding ``A`` while flushing a work that takes ``A`` is reported, although this
+    flush found the work idle and returned at once."""
+    from reclaimlab.check import attach_checks
+    from reclaimlab.sim import Mutex, mutex_lock, mutex_unlock
+
+    sim = Simulation(ncpus=2)
+    checks = attach_checks(sim)
+    wq = alloc_workqueue(sim, "events")
+    a = Mutex("A")
+
+    def takes_a(work):
+        yield from mutex_lock(a)
+        mutex_unlock(a)
+
+    w = Work(takes_a)
+
+    def flusher():
+        queue_work(wq, w)
+        yield from flush_work(w)          # the work has run once: work --> A is known
+        yield from mutex_lock(a)
+        yield from flush_work(w)          # idle: returns at once, but A --> work
+        mutex_unlock(a)
+
+    sim.spawn(flusher(), "flusher")
+    sim.run()
+    [cycle] = [f for f in checks.findings if f.kind == "lockdep_circular"]
+    assert "(work_completion)(takes_a) --> A" in cycle.message
+    assert cycle.task.startswith("flusher:")
