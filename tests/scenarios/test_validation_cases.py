@@ -141,3 +141,21 @@ def test_sustained_overlay_unlink_sync_can_deadlock_on_the_journal_in_reclaim():
         assert warnings_of(r, "lockdep_circular")
         held = r["dmesg"].split("Showing all locks held in the system:")[1]
         assert "(jbd2_handle)" in held               # the holder the commit waits for is named
+
+
+def test_d2_pre_6_2_inodegc_worker_closes_fs_reclaim_through_its_own_work():
+    """Wu Guanghao's lockdep report on XFS (2eebcc2b-f4d4-594b-d05e-e2520d26b4c6@huawei.com):
+    the inodegc worker's xfs_trans_alloc allocates GFP_KERNEL (work --> fs_reclaim) and reclaim
+    flushes the work from xfs_inodegc_queue (fs_reclaim --> work). 4da112513c01 runs the worker
+    in a NOFS scope, and the report goes away."""
+    jobs = [("xfs-reclaim-latency", "native", seed, [f"design.inodegc_worker_nofs={nofs}"])
+            for nofs in ("false", "true") for seed in range(3)]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(_run_seeded, jobs))
+    before, after = runs[:3], runs[3:]
+    cycle = "(work_completion)(xfs_inodegc_worker) --> fs_reclaim --> " \
+            "(work_completion)(xfs_inodegc_worker)"
+    found = [w for r in before for w in warnings_of(r, "lockdep_circular") if cycle in w["message"]]
+    assert found, [w["message"] for r in before for w in r["warnings"]]
+    assert {"prune_icache_sb", "xfs_inodegc_queue", "flush_delayed_work"} <= set(found[0]["stack"])
+    assert not any(warnings_of(r, "lockdep_circular") for r in after)

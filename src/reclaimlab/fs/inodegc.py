@@ -77,6 +77,7 @@ class InodegcConfig:
     backlog_throttle: bool = True      # items > max_backlog makes queuers flush
     nofs_exempt: bool = True           # a queuer inside a transaction / NOFS scope never flushes
     kswapd_exempt: bool = False        # the kernel has no kswapd exemption: kswapd may block here
+    worker_nofs: bool = True           # 4da112513c01 (6.2); false: the 5.15-6.1 worker
 
     def __post_init__(self) -> None:
         for name in ("queue_depth", "max_backlog", "shrinker_count", "shrinker_batch"):
@@ -191,7 +192,12 @@ def xfs_inodegc_queue(mp: Inodegc, ip: Any):
 
 
 def xfs_inodegc_worker(work: DelayedWork):
-    """``xfs_inodegc_worker``: take this CPU's whole list and inactivate it in a NOFS scope."""
+    """``xfs_inodegc_worker``: take this CPU's whole list and inactivate it in a NOFS scope.
+
+    The scope is 4da112513c01's fix (6.2, Wu Guanghao): before it, ``xfs_trans_alloc``'s
+    ``GFP_KERNEL`` allocation could enter reclaim from the worker, reach this filesystem's
+    inodes through the superblock shrinker and flush the worker's own work from
+    ``xfs_inodegc_queue`` (``worker_nofs = False`` models those kernels)."""
     gc: xfs_inodegc = work.data
     mp = gc.mp
     mp.m_inodegc_cpumask[gc.cpu] = False
@@ -200,7 +206,7 @@ def xfs_inodegc_worker(work: DelayedWork):
     if not node:
         return
     task = current()
-    nofs_flag = memalloc_nofs_save()
+    nofs_flag = memalloc_nofs_save() if mp.config.worker_nofs else None
     mp.sim.emit("tracepoint", task, mp, {"name": "xfs_inodegc_worker",
                                          "shrinker_hits": gc.shrinker_hits, "items": len(node)})
     gc.shrinker_hits = 0
@@ -209,7 +215,8 @@ def xfs_inodegc_worker(work: DelayedWork):
         ip.i_gcflags |= XFS_INACTIVATING
         note_inode_cleanup(ip, True)
         yield from mp.inactivate(ip)
-    memalloc_nofs_restore(nofs_flag)
+    if nofs_flag is not None:
+        memalloc_nofs_restore(nofs_flag)
 
 
 def xfs_inodegc_queue_all(mp: Inodegc) -> bool:

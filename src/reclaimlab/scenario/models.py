@@ -145,6 +145,7 @@ class Design(Strict):
     inodegc_max_backlog: int = Field(256, ge=1, le=1 << 20)
     inodegc_shrinker_throttle: bool = True
     inodegc_backlog_throttle: bool = True
+    inodegc_worker_nofs: bool = True
     passive_ref_max_backlog: int = Field(256, ge=1, le=1 << 20)
     passive_ref_throttle: bool = True
     passive_ref_exempt_reclaim: bool = True
@@ -167,7 +168,8 @@ class Design(Strict):
                 "queue_depth": self.inodegc_queue_depth,
                 "max_backlog": self.inodegc_max_backlog,
                 "shrinker_throttle": self.inodegc_shrinker_throttle,
-                "backlog_throttle": self.inodegc_backlog_throttle}
+                "backlog_throttle": self.inodegc_backlog_throttle,
+                "worker_nofs": self.inodegc_worker_nofs}
 
 
 class Run(Strict):

@@ -32,7 +32,7 @@ class VfsConfig:
 
     ``inodegc_*``: the generic inodegc machinery's knobs (``reclaimlab.fs.inodegc.inodegc_config``
     reads every ``inodegc_<field>`` of this configuration; defaults are XFS's: 1-jiffy delay,
-    32 inodes per queue, 256-inode backlog, both throttles on). A mount option of the same name
+    32 inodes per queue, 256-inode backlog, both throttles on, a NOFS worker). A mount option of the same name
     overrides them.
     """
 
@@ -54,6 +54,7 @@ class VfsConfig:
     inodegc_max_backlog: int = 256
     inodegc_shrinker_throttle: bool = True
     inodegc_backlog_throttle: bool = True
+    inodegc_worker_nofs: bool = True
     inode_slab_size: int = 600
     dentry_slab_size: int = 192
     syscall_ns: int = 300
