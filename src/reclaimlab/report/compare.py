@@ -2,7 +2,8 @@
 
 A row of outcomes (how each design's runs ended: a hung or OOM-killed run's latencies are
 not comparable), then one row per metric, one column per design: the arithmetic mean over that
-design's seeds and, in brackets, the change against the first design (``(   0.00%)`` for the baseline itself). Then,
+design's seeds and, in brackets, the change against the first design (``(   0.00%)`` for the
+baseline itself). Then,
 per design, bpftrace-style log2 histograms of allocation latency (``@alloc_latency_ns[design]``),
 summed over seeds.
 """

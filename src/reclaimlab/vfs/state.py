@@ -32,8 +32,8 @@ class VfsConfig:
 
     ``inodegc_*``: the generic inodegc machinery's knobs (``reclaimlab.fs.inodegc.inodegc_config``
     reads every ``inodegc_<field>`` of this configuration; defaults are XFS's: 1-jiffy delay,
-    32 inodes per queue, 256-inode backlog, both throttles on, a NOFS worker). A mount option of the same name
-    overrides them.
+    32 inodes per queue, 256-inode backlog, both throttles on, a NOFS worker). A mount option of
+    the same name overrides them.
     """
 
     design: str = "native"
