@@ -20,8 +20,9 @@ def run_many(jobs):
 
 
 def _run(job):
-    scenario, design, overrides = job
-    return run_scenario(scenario, design, None, overrides)
+    """``(scenario, design, overrides[, seed])``: the scenario's own seed unless one is given."""
+    scenario, design, overrides, seed = (*job, None)[:4]
+    return run_scenario(scenario, design, seed, overrides)
 
 
 def warnings_of(result, kind):
@@ -95,11 +96,6 @@ def test_t2_aim7_deferral_costs_throughput_through_directory_rwsem_spinning():
 SUSTAINED = str(Path(__file__).resolve().parents[2] / "examples" / "overlay-unlink-sustained.toml")
 
 
-def _run_seeded(job):
-    scenario, design, seed, overrides = job
-    return run_scenario(scenario, design, seed, overrides)
-
-
 def test_sustained_overlay_unlink_each_design_pays_its_own_way():
     """L2 seen from every side under sustained pressure: evicting inline in reclaim gives sync
     the longest allocation tail; deferring without back-pressure ends in an OOM kill
@@ -133,9 +129,7 @@ def test_sustained_overlay_unlink_sync_can_deadlock_on_the_journal_in_reclaim():
     some interleavings leave kswapd and every direct reclaimer waiting for a journal commit
     that waits for a handle whose holder loops in a NOFS allocation; nobody left can call the
     OOM killer, so the machine hangs with jbd2 stuck in the commit."""
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        runs = list(pool.map(_run_seeded, [(SUSTAINED, "sync", seed, MILDER)
-                                           for seed in range(6)]))
+    runs = run_many([(SUSTAINED, "sync", MILDER, seed) for seed in range(6)])
     hung = [r for r in runs if r["outcome"] == "hung"]
     assert hung, [r["outcome"] for r in runs]
     for r in hung:
@@ -153,10 +147,8 @@ def test_d2_pre_6_2_inodegc_worker_closes_fs_reclaim_through_its_own_work():
     the inodegc worker's xfs_trans_alloc allocates GFP_KERNEL (work --> fs_reclaim) and reclaim
     flushes the work from xfs_inodegc_queue (fs_reclaim --> work). 4da112513c01 runs the worker
     in a NOFS scope, and the report goes away."""
-    jobs = [("xfs-reclaim-latency", "native", seed, [f"design.inodegc_worker_nofs={nofs}"])
-            for nofs in ("false", "true") for seed in range(3)]
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        runs = list(pool.map(_run_seeded, jobs))
+    runs = run_many([("xfs-reclaim-latency", "native", [f"design.inodegc_worker_nofs={nofs}"], seed)
+                     for nofs in ("false", "true") for seed in range(3)])
     before, after = runs[:3], runs[3:]
     cycle = "(work_completion)(xfs_inodegc_worker) --> fs_reclaim --> " \
             "(work_completion)(xfs_inodegc_worker)"

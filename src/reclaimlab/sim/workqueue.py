@@ -50,8 +50,7 @@ def _work_map(func: Any) -> LockdepMap:
     """``INIT_WORK``'s lockdep map. Its class is one per initialisation site; here, lockdep
     classes being names, one per work function (the kernel names it after the expression,
     ``(work_completion)(&gc->work)``)."""
-    name = getattr(func, "__name__", None) or getattr(getattr(func, "func", None), "__name__", "?")
-    return LockdepMap(f"(work_completion)({name})")
+    return LockdepMap(f"(work_completion)({getattr(func, '__name__', func)})")
 
 
 class DelayedWork(Work):
